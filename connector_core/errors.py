@@ -1,0 +1,137 @@
+"""Every error the host raises or expects a plugin to raise.
+
+One root, so a caller can catch everything the framework means to say::
+
+    ConnectorError
+    ├── ConfigError            bad settings, unknown store or marketplace, bad CLI input
+    │   └── SettingsError      settings that fail the plugin's settings schema
+    ├── PluginError            a plugin is missing, broken or answered out of contract
+    ├── MarketplaceError       the marketplace answered with an error
+    │   ├── AuthError          credentials refused: the message says what to fix
+    │   ├── AccountError       account deactivated / suspended
+    │   ├── TransientError     worth retrying (5xx, timeouts, dropped connections)
+    │   │   └── QuotaError     rate limit hit; carries ``retry_after`` seconds
+    │   └── TransitionError    an illegal order status change (e.g. ship a cancelled order)
+    ├── PayloadError           one payload is unusable; the batch goes on without it
+    │   ├── ValidationError    failed a JSON Schema; carries the JSON path
+    │   ├── MappingError       could not be mapped to a canonical order
+    │   └── HostileInputError  XML bombs, external entities, oversize or junk documents
+    └── StoreError             the order book cannot do what was asked
+
+Every exception carries its context (store, order key, JSON path) as
+attributes and never a secret: messages are built from the context, and
+:func:`connector_core.secrets.redact` is applied to anything a plugin passes in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConnectorError(Exception):
+    """Root of every error raised by the host or its plugins."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str | None = None,
+        order_key: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        from connector_core.secrets import redact
+
+        message = redact(message)
+        super().__init__(message)
+        self.message = message
+        self.store = store
+        self.order_key = order_key
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.message
+
+    def context(self) -> dict[str, Any]:
+        """The error as a JSON-able dict (for ``--json`` output and the quarantine)."""
+        out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
+        for key in ("store", "order_key", "path"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class ConfigError(ConnectorError):
+    """Bad configuration or user input; the message says which value to change."""
+
+
+class SettingsError(ConfigError):
+    """Store settings that fail the plugin's settings schema."""
+
+
+class PluginError(ConnectorError):
+    """A plugin is missing, could not be loaded, or answered outside its contract."""
+
+
+class MarketplaceError(ConnectorError):
+    """The marketplace answered with an error it reported itself."""
+
+    def __init__(self, message: str, *, code: str | int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.code = code
+
+
+class AuthError(MarketplaceError):
+    """Credentials were refused. Never retried; the user must fix the settings."""
+
+
+class AccountError(MarketplaceError):
+    """The account exists but cannot be used (deactivated, suspended)."""
+
+
+class TransientError(MarketplaceError):
+    """A failure that may pass: 5xx, timeouts, dropped connections."""
+
+
+class QuotaError(TransientError):
+    """The marketplace's rate limit was hit; wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class TransitionError(MarketplaceError):
+    """An order status change that the marketplace's rules do not allow."""
+
+
+class PayloadError(ConnectorError):
+    """One payload is unusable. It is quarantined with this reason; the batch goes on."""
+
+    stage = "payload"
+
+
+class ValidationError(PayloadError):
+    """A document failed a JSON Schema. ``path`` is the JSON path of the failure."""
+
+    stage = "validation"
+
+    def __init__(self, message: str, *, schema_id: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.schema_id = schema_id
+
+
+class MappingError(PayloadError):
+    """A valid raw payload could not be mapped to a canonical order."""
+
+    stage = "mapping"
+
+
+class HostileInputError(PayloadError):
+    """A document was refused before parsing finished: entities, size cap, junk."""
+
+    stage = "parse"
+
+
+class StoreError(ConnectorError):
+    """The order book could not do what was asked (unknown order, busy, bad state)."""

@@ -1,0 +1,396 @@
+"""The canonical order book's values.
+
+Everything here is an immutable ``attrs.frozen`` value. Money is ``Decimal``
+(a string in JSON, never a float), datetimes are timezone-aware UTC, and
+:func:`to_json` / :func:`from_json` give a lossless JSON form described by
+``schemas/canonical/*.schema.json``: ``from_json(to_json(x), type(x)) == x``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+
+T = TypeVar("T")
+
+
+class OrderStatus(str, enum.Enum):
+    """Canonical order statuses (ShipStation's order statuses)."""
+
+    AWAITING_PAYMENT = "awaiting_payment"
+    AWAITING_SHIPMENT = "awaiting_shipment"
+    PENDING_FULFILLMENT = "pending_fulfillment"
+    ON_HOLD = "on_hold"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+CANONICAL_STATUSES: tuple[str, ...] = tuple(s.value for s in OrderStatus)
+
+
+class Support(str, enum.Enum):
+    """How a feature of the feature table is met for a marketplace."""
+
+    SUPPORTED = "supported"  # the marketplace gives or takes it
+    HOST = "supplied_by_host"  # the host supplies it from its own data
+    NOT_OFFERED = "not_offered"  # neither the marketplace nor the host has it
+
+
+class FieldOutcome(str, enum.Enum):
+    """What became of one shipment field in a push."""
+
+    SENT = "sent"  # the marketplace took it
+    UNSUPPORTED = "unsupported"  # the marketplace has no field for it: kept locally
+    REJECTED = "rejected"  # the marketplace refused it
+    SKIPPED = "skipped"  # empty in the shipment, nothing to send
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"datetime {value.isoformat()} has no time zone; canonical dates are aware UTC")
+    return value.astimezone(UTC)
+
+
+def _opt_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _dec(value: Any) -> Decimal:
+    if isinstance(value, float):
+        raise TypeError("money must be Decimal or str, never float")
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _opt_dec(value: Any) -> Decimal | None:
+    return None if value is None else _dec(value)
+
+
+@attrs.frozen
+class Weight:
+    """A weight with its unit: ``g``, ``kg``, ``oz`` or ``lb``."""
+
+    value: Decimal = attrs.field(converter=_dec)
+    unit: str = attrs.field(default="g", validator=attrs.validators.in_(("g", "kg", "oz", "lb")))
+
+    _GRAMS = {"g": Decimal(1), "kg": Decimal(1000), "oz": Decimal("28.349523125"), "lb": Decimal("453.59237")}
+
+    def grams(self) -> Decimal:
+        """This weight in grams."""
+        return self.value * self._GRAMS[self.unit]
+
+
+@attrs.frozen
+class Address:
+    """A postal address; ``country`` is ISO 3166-1 alpha-2 when known."""
+
+    name: str | None = None
+    company: str | None = None
+    street1: str | None = None
+    street2: str | None = None
+    street3: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    def is_usable(self) -> bool:
+        """Whether a parcel could be sent here: a street or name, a city and a country."""
+        return bool((self.street1 or "").strip() and (self.city or "").strip() and (self.country or "").strip())
+
+
+@attrs.frozen
+class PickupPoint:
+    """A relay / pick-up point the buyer chose instead of home delivery."""
+
+    id: str
+    type: str | None = None
+    name: str | None = None
+    address: Address | None = None
+
+
+@attrs.frozen
+class Customer:
+    """The buyer."""
+
+    name: str | None = None
+    company: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@attrs.frozen
+class MarketplaceStatus:
+    """The marketplace's own status code and name, kept beside the canonical one."""
+
+    code: str
+    name: str | None = None
+
+
+@attrs.frozen
+class ItemOption:
+    """A product option chosen by the buyer, e.g. size 42 or colour red."""
+
+    name: str
+    value: str
+
+
+@attrs.frozen
+class Discount:
+    """A discount or coupon applied to the order or to one line."""
+
+    amount: Decimal = attrs.field(converter=_dec)
+    code: str | None = None
+    description: str | None = None
+    line_key: str | None = None
+
+
+@attrs.frozen
+class LineItem:
+    """One order line."""
+
+    line_key: str
+    sku: str | None
+    name: str
+    quantity: int
+    unit_price: Decimal = attrs.field(converter=_dec)
+    discount: Decimal = attrs.field(default=Decimal("0"), converter=_dec)
+    image_url: str | None = None
+    weight: Weight | None = None
+    options: tuple[ItemOption, ...] = attrs.field(default=(), converter=tuple)
+    warehouse_location: str | None = None
+    brand: str | None = None
+    marketplace_product_id: str | None = None
+    ean: str | None = None
+    upc: str | None = None
+
+    def total(self) -> Decimal:
+        """Line total after the line discount."""
+        return self.unit_price * self.quantity - self.discount
+
+
+@attrs.frozen
+class Order:
+    """The canonical order: one marketplace order, whatever the marketplace.
+
+    ``(store, order_key)`` is the idempotency key of the order book.
+    ``raw`` keeps the validated marketplace payload for audit and re-mapping.
+    ``flags`` marks anomalies found while mapping (e.g. ``totals_mismatch``).
+    """
+
+    store: str
+    marketplace: str
+    order_key: str
+    order_number: str
+    order_date: datetime = attrs.field(converter=_utc)
+    status: OrderStatus = attrs.field(converter=OrderStatus)
+    marketplace_status: MarketplaceStatus
+    ship_to: Address
+    currency: str
+    items: tuple[LineItem, ...] = attrs.field(converter=tuple)
+    total: Decimal = attrs.field(converter=_dec)
+    site: str | None = None
+    modified_date: datetime | None = attrs.field(default=None, converter=_opt_utc)
+    customer: Customer = Customer()
+    bill_to: Address | None = None
+    pickup_point: PickupPoint | None = None
+    item_total: Decimal = attrs.field(default=Decimal("0"), converter=_dec)
+    shipping_amount: Decimal = attrs.field(default=Decimal("0"), converter=_dec)
+    payment_fee: Decimal = attrs.field(default=Decimal("0"), converter=_dec)
+    tax_amount: Decimal | None = attrs.field(default=None, converter=_opt_dec)
+    discounts: tuple[Discount, ...] = attrs.field(default=(), converter=tuple)
+    requested_shipping_service: str | None = None
+    payment_method: str | None = None
+    gift: bool = False
+    gift_message: str | None = None
+    customer_notes: str | None = None
+    internal_notes: str | None = None
+    total_weight: Weight | None = None
+    flags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=True, repr=False)
+
+    def discount_total(self) -> Decimal:
+        """Sum of all discounts."""
+        return sum((d.amount for d in self.discounts), Decimal("0"))
+
+
+@attrs.frozen
+class ShipmentItem:
+    """Which line, and how many of it, a (partial) shipment carries."""
+
+    line_key: str
+    quantity: int
+
+
+@attrs.frozen
+class Shipment:
+    """A shipment recorded by the host, to be pushed back to the marketplace."""
+
+    store: str
+    order_key: str
+    tracking_number: str
+    ship_date: datetime = attrs.field(converter=_utc)
+    carrier: str | None = None
+    service: str | None = None
+    carrier_fee: Decimal | None = attrs.field(default=None, converter=_opt_dec)
+    notes_to_buyer: str | None = None
+    notify_customer: bool = True
+    items: tuple[ShipmentItem, ...] = attrs.field(default=(), converter=tuple)
+    shipment_id: str | None = None
+
+
+@attrs.frozen
+class FieldResult:
+    """What the marketplace did with one shipment field."""
+
+    field: str
+    outcome: FieldOutcome = attrs.field(converter=FieldOutcome)
+    detail: str | None = None
+
+
+@attrs.frozen
+class PushResult:
+    """The answer of ``push_shipment``: accepted or not, field by field.
+
+    ``already_applied`` is true when the marketplace already had this shipment
+    (a re-push after a crash): not an error, nothing was doubled.
+    """
+
+    accepted: bool
+    fields: tuple[FieldResult, ...] = attrs.field(converter=tuple)
+    already_applied: bool = False
+    message: str | None = None
+
+    def outcome(self, field: str) -> FieldOutcome | None:
+        """The outcome of ``field``, or ``None`` when it was not reported."""
+        for f in self.fields:
+            if f.field == field:
+                return f.outcome
+        return None
+
+
+@attrs.frozen
+class Capability:
+    """One row of a plugin's capability table."""
+
+    feature: str
+    support: Support = attrs.field(converter=Support)
+    note: str = ""
+
+
+@attrs.frozen
+class MarketplaceInfo:
+    """How a marketplace plugin describes itself (the ``marketplace_info`` hook).
+
+    ``settings_schema`` is a JSON Schema for a store's settings; secret fields
+    carry ``"x-secret": true``. ``statuses`` maps every marketplace status code
+    the plugin knows to its human name. ``raw_schema`` is the JSON Schema that
+    raw payloads are validated against (compiled once by the host).
+    """
+
+    name: str
+    version: str
+    title: str
+    settings_schema: dict[str, Any] = attrs.field(repr=False)
+    capabilities: tuple[Capability, ...] = attrs.field(default=(), converter=tuple)
+    statuses: dict[str, str] = attrs.field(factory=dict)
+    raw_schema: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    description: str = ""
+
+
+@attrs.frozen
+class ConnectResult:
+    """What ``connect`` reports: who was connected (never a secret)."""
+
+    account: str
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RawOrder:
+    """One marketplace payload as fetched, not yet mapped.
+
+    ``order_key`` is the marketplace's id (site-qualified where ids are per
+    site); ``payload`` is the JSON form of the marketplace document.
+    """
+
+    order_key: str
+    payload: dict[str, Any] = attrs.field(repr=False)
+    site: str | None = None
+
+
+@attrs.frozen
+class RawReject:
+    """A payload the plugin could not even turn into a document (e.g. broken XML)."""
+
+    reason: str
+    stage: str = "parse"
+    order_key: str | None = None
+    payload: str | None = attrs.field(default=None, repr=False)
+    path: str | None = None
+
+
+@attrs.frozen
+class FetchPage:
+    """One page of ``fetch_orders``: orders, rejects, and the cursor they bring.
+
+    ``cursor`` is the plugin's opaque resume point (JSON-able) once every order
+    before it has been yielded; ``None`` means "no new cursor yet". The host
+    saves a cursor in the same transaction as the orders of its page.
+    """
+
+    orders: tuple[RawOrder, ...] = attrs.field(default=(), converter=tuple)
+    rejects: tuple[RawReject, ...] = attrs.field(default=(), converter=tuple)
+    cursor: Any = None
+
+
+@attrs.frozen
+class StatusChange:
+    """The answer of ``accept_order`` / ``cancel_order``."""
+
+    order_key: str
+    marketplace_status: MarketplaceStatus
+    already_applied: bool = False
+
+
+@attrs.frozen
+class CatalogueEntry:
+    """A product of the host-side catalogue, keyed by SKU."""
+
+    sku: str
+    name: str | None = None
+    weight: Weight | None = None
+    warehouse_location: str | None = None
+    image_url: str | None = None
+    ean: str | None = None
+    upc: str | None = None
+
+
+# -- JSON ----------------------------------------------------------------------
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_unstructure_hook(Decimal, str)
+converter.register_structure_hook(Decimal, lambda v, _: _dec(v))
+converter.register_unstructure_hook(datetime, lambda d: _utc(d).isoformat().replace("+00:00", "Z"))
+converter.register_structure_hook(datetime, lambda v, _: _utc(datetime.fromisoformat(v)))
+converter.register_unstructure_hook(dict, lambda d: d)  # raw payloads pass through untouched
+converter.register_unstructure_hook_func(
+    lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value
+)
+
+
+def to_json(value: Any) -> dict[str, Any]:
+    """The lossless JSON form of a canonical value (plain dicts, lists, strings)."""
+    result: dict[str, Any] = converter.unstructure(value)
+    return result
+
+
+def from_json(data: Any, cls: type[T]) -> T:
+    """Rebuild a canonical value from :func:`to_json` output."""
+    return converter.structure(data, cls)

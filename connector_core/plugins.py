@@ -1,0 +1,239 @@
+"""Building the plugin manager, and the typed facade the host calls hooks through.
+
+:func:`get_plugin_manager` is a factory (nothing happens at import time): it
+adds the hook specs, blocks the plugins named in ``CONNECTOR_HOST_DISABLE_PLUGINS``
+(comma-separated entry-point names), loads the ``connector_core`` entry-point
+group, registers built-ins and extra plugins, and runs ``check_pending()``.
+
+:class:`PluginHost` has one typed method per hook. Store hooks are called on
+the store's own marketplace plugin only (a pluggy subset hook caller that
+leaves every other plugin out), always with keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pluggy
+
+from connector_core import hookspecs
+from connector_core.errors import ConfigError, PluginError, SettingsError
+from connector_core.models import (
+    CANONICAL_STATUSES,
+    CatalogueEntry,
+    ConnectResult,
+    FetchPage,
+    MarketplaceInfo,
+    Order,
+    OrderStatus,
+    PushResult,
+    RawOrder,
+    Shipment,
+    StatusChange,
+)
+from connector_core.schema_registry import SchemaRegistry, canonical_registry
+from connector_core.secrets import register_settings
+from connector_core.store_context import StoreContext
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+DISABLE_ENV = "CONNECTOR_HOST_DISABLE_PLUGINS"
+
+
+def disabled_plugins(environ: dict[str, str] | None = None) -> list[str]:
+    """Plugin names listed in ``CONNECTOR_HOST_DISABLE_PLUGINS``."""
+    raw = (environ if environ is not None else os.environ).get(DISABLE_ENV, "")
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def get_plugin_manager(
+    *,
+    plugins: Sequence[object] = (),
+    load_entrypoints: bool = True,
+    disabled: Iterable[str] | None = None,
+) -> pluggy.PluginManager:
+    """A fresh plugin manager with specs, entry points and ``plugins`` registered."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in disabled if disabled is not None else disabled_plugins():
+        pm.set_blocked(name)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for plugin in plugins:
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        if pm.is_blocked(name):
+            continue
+        pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+_STORE_HOOKS = (
+    "connect",
+    "fetch_orders",
+    "map_order",
+    "map_status",
+    "push_shipment",
+    "should_auto_accept",
+    "accept_order",
+    "cancel_order",
+    "fetch_catalogue",
+    "sandbox_factory",
+)
+
+
+class PluginHost:
+    """Typed access to the hooks, dispatching each store's calls to its own plugin."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._infos: dict[str, MarketplaceInfo] = {}
+        self._plugins: dict[str, object] = {}
+        self._callers: dict[tuple[str, str], Any] = {}
+        self.schemas = SchemaRegistry()
+        canonical = canonical_registry()
+        for name in canonical.names():
+            self.schemas.add(name, canonical.schema(name))
+        for impl in pm.hook.marketplace_info.get_hookimpls():
+            info = impl.function()
+            if info is None:
+                continue
+            if not isinstance(info, MarketplaceInfo):
+                raise PluginError(f"plugin {pm.get_name(impl.plugin)!r}: marketplace_info must return MarketplaceInfo")
+            if info.name in self._infos:
+                raise PluginError(f"two plugins claim the marketplace {info.name!r}")
+            self._infos[info.name] = info
+            self._plugins[info.name] = impl.plugin
+            if info.raw_schema is not None:
+                self.schemas.add(self.raw_schema_name(info.name), info.raw_schema)
+            self.schemas.add(self.settings_schema_name(info.name), info.settings_schema)
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> PluginHost:
+        """Build a plugin manager with :func:`get_plugin_manager` and wrap it."""
+        return cls(get_plugin_manager(**kwargs))
+
+    # -- describing ----------------------------------------------------------
+
+    @staticmethod
+    def raw_schema_name(marketplace: str) -> str:
+        """Registry name of a marketplace's raw payload schema."""
+        return f"{marketplace}/raw"
+
+    @staticmethod
+    def settings_schema_name(marketplace: str) -> str:
+        """Registry name of a marketplace's settings schema."""
+        return f"{marketplace}/settings"
+
+    def marketplaces(self) -> dict[str, MarketplaceInfo]:
+        """Every installed marketplace, by name."""
+        return dict(sorted(self._infos.items()))
+
+    def info(self, marketplace: str) -> MarketplaceInfo:
+        """The :class:`MarketplaceInfo` of ``marketplace``."""
+        try:
+            return self._infos[marketplace]
+        except KeyError:
+            known = ", ".join(self._infos) or "none"
+            raise ConfigError(
+                f"no marketplace plugin named {marketplace!r} is installed (installed: {known})"
+            ) from None
+
+    def plugin_version(self, marketplace: str) -> str:
+        """The version string the plugin reports."""
+        return self.info(marketplace).version
+
+    def validate_settings(self, marketplace: str, settings: dict[str, Any]) -> None:
+        """Check store settings against the plugin's settings schema."""
+        info = self.info(marketplace)
+        register_settings(info.settings_schema, settings)
+        try:
+            self.schemas.validate(self.settings_schema_name(marketplace), settings)
+        except Exception as exc:
+            raise SettingsError(f"invalid {marketplace} settings: {exc}") from None
+
+    # -- dispatch ------------------------------------------------------------
+
+    def _call(self, marketplace: str, hook: str, **kwargs: Any) -> Any:
+        key = (marketplace, hook)
+        caller = self._callers.get(key)
+        if caller is None:
+            target = self._plugins.get(marketplace)
+            if target is None:
+                self.info(marketplace)  # raises the friendly error
+            others = [p for p in self.pm.get_plugins() if p is not target]
+            caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
+            self._callers[key] = caller
+        return caller(**kwargs)
+
+    def _require(self, marketplace: str, hook: str, result: Any) -> Any:
+        if result is None:
+            raise PluginError(f"the {marketplace} plugin does not implement {hook}")
+        return result
+
+    def connect(self, store: StoreContext) -> ConnectResult:
+        """Call ``connect`` on the store's plugin."""
+        return self._require(store.marketplace, "connect", self._call(store.marketplace, "connect", store=store))  # type: ignore[no-any-return]
+
+    def fetch_orders(self, store: StoreContext, since: Any) -> Iterator[FetchPage]:
+        """Call ``fetch_orders``; yields pages."""
+        pages = self._call(store.marketplace, "fetch_orders", store=store, since=since)
+        self._require(store.marketplace, "fetch_orders", pages)
+        for page in pages:
+            if not isinstance(page, FetchPage):
+                raise PluginError(f"the {store.marketplace} plugin's fetch_orders yielded {type(page).__name__}, not FetchPage")
+            yield page
+
+    def map_order(self, store: StoreContext, raw: RawOrder) -> Order:
+        """Call ``map_order`` on the store's plugin."""
+        return self._require(store.marketplace, "map_order", self._call(store.marketplace, "map_order", store=store, raw=raw))  # type: ignore[no-any-return]
+
+    def map_status(self, store: StoreContext, marketplace_status: str) -> OrderStatus:
+        """Canonical status of a marketplace code: the store's custom map first, then the plugin."""
+        custom = store.status_map.get(str(marketplace_status))
+        if custom is not None:
+            return OrderStatus(custom)
+        result = self._call(store.marketplace, "map_status", store=store, marketplace_status=str(marketplace_status))
+        if result is None:
+            return OrderStatus.ON_HOLD
+        if str(result) not in CANONICAL_STATUSES:
+            raise PluginError(f"the {store.marketplace} plugin mapped {marketplace_status!r} to unknown status {result!r}")
+        return OrderStatus(result)
+
+    def push_shipment(self, store: StoreContext, order: Order, shipment: Shipment) -> PushResult:
+        """Call ``push_shipment`` on the store's plugin."""
+        return self._require(  # type: ignore[no-any-return]
+            store.marketplace,
+            "push_shipment",
+            self._call(store.marketplace, "push_shipment", store=store, order=order, shipment=shipment),
+        )
+
+    def should_auto_accept(self, store: StoreContext, order: Order) -> bool:
+        """Whether the plugin wants ``order`` accepted now."""
+        return bool(self._call(store.marketplace, "should_auto_accept", store=store, order=order))
+
+    def accept_order(self, store: StoreContext, order: Order) -> StatusChange:
+        """Call ``accept_order`` on the store's plugin."""
+        return self._require(store.marketplace, "accept_order", self._call(store.marketplace, "accept_order", store=store, order=order))  # type: ignore[no-any-return]
+
+    def cancel_order(self, store: StoreContext, order: Order, reason: str | None = None) -> StatusChange:
+        """Call ``cancel_order`` on the store's plugin."""
+        return self._require(  # type: ignore[no-any-return]
+            store.marketplace,
+            "cancel_order",
+            self._call(store.marketplace, "cancel_order", store=store, order=order, reason=reason),
+        )
+
+    def fetch_catalogue(self, store: StoreContext) -> Iterable[CatalogueEntry] | None:
+        """Call ``fetch_catalogue``; ``None`` when the marketplace has no catalogue export."""
+        return self._call(store.marketplace, "fetch_catalogue", store=store)  # type: ignore[no-any-return]
+
+    def sandbox_factory(self, marketplace: str) -> Any:
+        """The plugin's sandbox factory, or ``None``."""
+        self.info(marketplace)
+        return self._call(marketplace, "sandbox_factory")
+
+    def register_commands(self, cli: Any) -> None:
+        """Let every plugin add CLI commands."""
+        self.pm.hook.register_commands(cli=cli)

@@ -1,0 +1,103 @@
+"""Keeping secrets out of everything a person or a log can read.
+
+Settings fields whose JSON Schema carries ``"x-secret": true`` are secrets.
+When a store's settings are loaded their secret values are registered here;
+:func:`redact` then replaces every registered value (and its URL-encoded
+form) with ``***`` in any text. The host applies it to exception messages,
+log records (through :class:`RedactingFilter`), CLI output and JSON output.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+SECRET_KEYWORD = "x-secret"
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_variants: tuple[str, ...] = ()
+
+
+def register_secret(value: object) -> None:
+    """Remember ``value`` so that :func:`redact` hides it from now on."""
+    if not isinstance(value, str) or len(value) < 4:
+        return
+    global _variants
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        variants = set(_variants)
+        variants.update({value, quote(value, safe=""), quote_plus(value)})
+        # longest first, so a secret that contains another is masked whole
+        _variants = tuple(sorted(variants, key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret replaced by ``***``."""
+    variants = _variants
+    if not variants or not text:
+        return text
+    for value in variants:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def secret_fields(schema: Mapping[str, Any]) -> list[str]:
+    """Top-level property names that the settings schema flags as secret."""
+    props = schema.get("properties", {})
+    return [name for name, sub in props.items() if isinstance(sub, Mapping) and sub.get(SECRET_KEYWORD)]
+
+
+def register_settings(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+    """Register the secret values of one store's settings."""
+    for name in secret_fields(schema):
+        register_secret(settings.get(name))
+
+
+def masked_settings(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``settings`` safe to show: secret fields become ``***``."""
+    secret = set(secret_fields(schema))
+    return {k: (MASK if k in secret and v not in (None, "") else v) for k, v in settings.items()}
+
+
+def redact_obj(value: Any) -> Any:
+    """Redact every string inside a JSON-like structure."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_obj(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_obj(v) for v in value]
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks registered secrets in every record it passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _variants:
+            message = record.getMessage()
+            record.msg = redact(message)
+            record.args = None
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install_log_redaction(loggers: Iterable[logging.Logger] | None = None) -> None:
+    """Attach :class:`RedactingFilter` to the root handlers and the given loggers."""
+    flt = RedactingFilter()
+    targets = list(loggers or []) + [logging.getLogger()]
+    for logger in targets:
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(flt)
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(flt)

@@ -1,0 +1,1 @@
+"""Helpers for plugin authors: the contract-test kit and sandbox protocol."""

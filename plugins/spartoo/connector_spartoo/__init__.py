@@ -1,0 +1,3 @@
+"""Spartoo marketplace plugin for connector-host."""
+
+__version__ = "0.1.0"
