@@ -118,9 +118,12 @@ class RetryingClient:
         params: Mapping[str, Any] | None = None,
         check: Check | None = None,
         timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send a request, retrying transient failures; return the (read) response."""
-        with self._attempts(method, url, data=data, params=params, check=check, timeout=timeout, stream=False) as r:
+        with self._attempts(
+            method, url, data=data, params=params, check=check, timeout=timeout, stream=False, headers=headers
+        ) as r:
             return r
 
     @contextmanager
@@ -133,13 +136,16 @@ class RetryingClient:
         params: Mapping[str, Any] | None = None,
         check: Check | None = None,
         timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
         """Like :meth:`request` but the body is left unread, to be parsed as a stream.
 
         Retries cover everything up to the response headers; a connection
         dropped while the body streams surfaces as :class:`TransientError`.
         """
-        with self._attempts(method, url, data=data, params=params, check=check, timeout=timeout, stream=True) as r:
+        with self._attempts(
+            method, url, data=data, params=params, check=check, timeout=timeout, stream=True, headers=headers
+        ) as r:
             try:
                 yield r
             except (httpx.TransportError, httpx.TimeoutException) as exc:
@@ -185,6 +191,7 @@ class RetryingClient:
         check: Check | None,
         timeout: float | None,
         stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
         require_safe_url(url)
         policy = self.policy
@@ -196,7 +203,7 @@ class RetryingClient:
             self.attempts += 1
             response: httpx.Response | None = None
             try:
-                kwargs: dict[str, Any] = {"data": data, "params": params}
+                kwargs: dict[str, Any] = {"data": data, "params": params, "headers": headers}
                 if timeout is not None:
                     kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, policy.connect_timeout))
                 request = self._client.build_request(method, url, **kwargs)
