@@ -1,0 +1,286 @@
+"""Streaming, hostile-input-safe parsing of Spartoo's XML answers.
+
+Spartoo's ``xml_export_orders.php`` has no pagination: a backlog comes back
+as one document of any size. :class:`OrderStream` feeds the HTTP body chunk
+by chunk into an lxml pull parser and yields one JSON-like ``dict`` per
+``<order>`` as soon as its end tag is read, then clears the element and
+drops its earlier siblings, so memory stays flat whatever the document size.
+
+Safety: entity substitution, DTD loading and network access are off; a
+document that carries a ``<!DOCTYPE>`` (the only place entities can be
+declared) is refused with :class:`HostileInputError`, as is a document
+larger than ``max_bytes`` or nested deeper than ``max_depth``.
+
+XML -> JSON (described in ``schemas/spartoo/order.schema.json``): a child
+element becomes a key named after its tag; an element with children becomes
+an object; a leaf becomes its stripped text, or ``None`` when empty; the tags
+in :data:`LIST_TAGS` are always lists and any other tag that repeats becomes
+a list too. Attributes, comments and processing instructions are ignored.
+
+Broken input:
+
+* an ``<order>`` that cannot become a document (no ``orders_id``, text mixed
+  with elements) is yielded as a :class:`RawReject` and parsing goes on;
+* XML that stops being well-formed mid-document: the orders before the fault
+  have been yielded; the rest of the document becomes one :class:`RawReject`
+  with the parser's reason, and :attr:`OrderStream.complete` stays ``False``
+  (the caller must not advance its cursor past that document);
+* a document that just ends too early (the body was cut: "premature end")
+  raises :class:`TransientError`: it looks like a truncated transfer, which
+  is worth retrying, whereas a reject would silently lose the missing orders.
+
+A ``<statut>`` envelope directly under the root with a negative ``<id>``
+raises the matching error (:func:`raise_for_statut`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from lxml import etree
+
+from connector_core.errors import (
+    AccountError,
+    AuthError,
+    HostileInputError,
+    MarketplaceError,
+    QuotaError,
+    TransientError,
+)
+from connector_core.models import RawReject
+
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_DEPTH = 32
+#: Tags that are always lists in the JSON form, even with a single entry.
+LIST_TAGS = frozenset({"product", "error"})
+#: How much of a rejected order's XML is kept for the quarantine.
+REJECT_PAYLOAD_CHARS = 64 * 1024
+
+AUTH_MESSAGE = (
+    "Could not authorise with Spartoo: your partner ID may be wrong. "
+    "Check your account credentials and try to connect again."
+)
+
+
+def _parser_options() -> dict[str, Any]:
+    return {
+        "resolve_entities": False,
+        "no_network": True,
+        "load_dtd": False,
+        "huge_tree": False,
+        "dtd_validation": False,
+        "remove_comments": True,
+        "remove_pis": True,
+    }
+
+
+def _refuse_doctype(root: etree._Element) -> None:
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.system_url or info.public_id:
+        raise HostileInputError("refusing an XML document with a DOCTYPE: Spartoo answers never declare one")
+
+
+def raise_for_statut(code: str | None, description: str | None, *, site: str | None = None) -> None:
+    """Raise the error matching a negative Spartoo ``<statut>`` id; do nothing for 1 or no code.
+
+    -1/-2 :class:`AuthError`, -428 :class:`AccountError`, -429
+    :class:`QuotaError`, any other negative :class:`MarketplaceError`.
+    """
+    if code is None:
+        return
+    try:
+        value = int(code.strip())
+    except ValueError:
+        raise MarketplaceError(f"Spartoo answered with an unreadable status {code!r}", code=code) from None
+    if value >= 0:
+        return
+    where = f" (site {site})" if site else ""
+    if value in (-1, -2):
+        raise AuthError(AUTH_MESSAGE, code=value)
+    if value == -428:
+        raise AccountError(
+            f"Spartoo says this seller account is deactivated (code -428){where}: "
+            "contact Spartoo seller support to reactivate it, then connect again.",
+            code=value,
+        )
+    if value == -429:
+        raise QuotaError(
+            f"Spartoo's hourly request quota is used up (code -429){where}: the host will retry later.",
+            code=value,
+        )
+    detail = f": {description.strip()}" if description and description.strip() else ""
+    raise MarketplaceError(f"Spartoo refused the request with code {value}{where}{detail}", code=value)
+
+
+def _statut_of(elem: etree._Element) -> tuple[str | None, str | None]:
+    return elem.findtext("id"), elem.findtext("description")
+
+
+def parse_envelope(content: bytes, *, site: str | None = None, max_bytes: int = 16 * 1024 * 1024) -> etree._Element:
+    """Parse a small whole answer (e.g. of ``xml_maj_orders.php``) safely; raise on a negative ``<statut>``.
+
+    Returns the root element. Refuses DOCTYPEs and documents over ``max_bytes``.
+    """
+    if len(content) > max_bytes:
+        raise HostileInputError(f"Spartoo answer of {len(content)} bytes is over the {max_bytes}-byte cap")
+    parser = etree.XMLParser(**_parser_options())
+    try:
+        root = etree.fromstring(content, parser)
+    except etree.XMLSyntaxError as exc:
+        raise MarketplaceError(f"Spartoo sent an answer that is not XML ({exc.msg})") from None
+    _refuse_doctype(root)
+    statut = root if root.tag == "statut" else root.find("statut")
+    if statut is not None:
+        raise_for_statut(*_statut_of(statut), site=site)
+    return root
+
+
+class _Unusable(Exception):
+    pass
+
+
+def _local(tag: Any) -> str | None:
+    if not isinstance(tag, str):
+        return None
+    return tag.rsplit("}", 1)[-1]
+
+
+def element_to_json(elem: etree._Element, path: str = "$") -> Any:
+    """The JSON form of ``elem`` (see the module docstring)."""
+    children = [c for c in elem if _local(c.tag) is not None]
+    if not children:
+        text = (elem.text or "").strip()
+        return text or None
+    if (elem.text or "").strip() or any((c.tail or "").strip() for c in children):
+        raise _Unusable(f"{path} mixes text with elements")
+    out: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for child in children:
+        tag = _local(child.tag)
+        assert tag is not None
+        value = element_to_json(child, f"{path}.{tag}")
+        if tag in LIST_TAGS:
+            out.setdefault(tag, []).append(value)
+        elif tag in out:
+            if tag not in repeated:
+                out[tag] = [out[tag]]
+                repeated.add(tag)
+            out[tag].append(value)
+        else:
+            out[tag] = value
+    return out
+
+
+class OrderStream:
+    """Iterate the orders of one ``xml_export_orders.php`` answer.
+
+    ``chunks`` is the body as an iterable of bytes (e.g.
+    ``response.iter_bytes()``). Iterating yields ``dict`` orders and
+    :class:`RawReject` s; :attr:`complete` is ``True`` once the whole
+    document was read without a well-formedness fault.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        site: str | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
+        self._chunks = chunks
+        self.site = site
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+        self.complete = False
+        self.bytes_read = 0
+        self.orders = 0
+        self.rejects = 0
+        self._depth = 0
+        self._root_seen = False
+        self._statut: etree._Element | None = None
+
+    def _key(self, order_id: str | None) -> str | None:
+        if not order_id:
+            return None
+        return f"{self.site}:{order_id}" if self.site else order_id
+
+    def _events(self, parser: etree.XMLPullParser) -> Iterator[dict[str, Any] | RawReject]:
+        for event, elem in parser.read_events():
+            if event == "start":
+                self._depth += 1
+                if self._depth > self.max_depth:
+                    raise HostileInputError(f"Spartoo answer nests deeper than {self.max_depth} levels")
+                if not self._root_seen:
+                    self._root_seen = True
+                    _refuse_doctype(elem)
+                    if _local(elem.tag) not in ("root", "statut"):
+                        raise MarketplaceError(
+                            f"Spartoo answered with <{_local(elem.tag)}> instead of <root>: check base_url"
+                        )
+                continue
+            self._depth -= 1
+            tag = _local(elem.tag)
+            parent = elem.getparent()
+            if tag == "statut" and (parent is None or parent.getparent() is None):
+                raise_for_statut(*_statut_of(elem), site=self.site)
+            elif tag == "order" and parent is not None and _local(parent.tag) == "orders":
+                yield self._convert(elem)
+                elem.clear(keep_tail=False)
+                while elem.getprevious() is not None:
+                    del parent[0]
+
+    def _convert(self, elem: etree._Element) -> dict[str, Any] | RawReject:
+        order_id = (elem.findtext("orders_id") or "").strip() or None
+        try:
+            doc = element_to_json(elem)
+            if not isinstance(doc, dict):
+                raise _Unusable("the <order> element has no child elements")
+            if not isinstance(doc.get("orders_id"), str):
+                raise _Unusable("the <order> has no orders_id, or more than one")
+        except _Unusable as exc:
+            self.rejects += 1
+            xml = etree.tostring(elem, encoding="unicode")[:REJECT_PAYLOAD_CHARS]
+            return RawReject(
+                reason=f"unusable Spartoo order: {exc}", stage="parse", order_key=self._key(order_id), payload=xml
+            )
+        self.orders += 1
+        return doc
+
+    def __iter__(self) -> Iterator[dict[str, Any] | RawReject]:
+        parser = etree.XMLPullParser(events=("start", "end"), **_parser_options())
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            self.bytes_read += len(chunk)
+            if self.bytes_read > self.max_bytes:
+                raise HostileInputError(f"Spartoo answer is over the {self.max_bytes}-byte cap; refusing the rest")
+            try:
+                parser.feed(chunk)
+            except etree.XMLSyntaxError as exc:
+                yield from self._events(parser)  # the orders completed before the fault
+                if not self._root_seen:
+                    raise MarketplaceError(f"Spartoo sent an answer that is not XML ({exc.msg})") from None
+                self.rejects += 1
+                yield RawReject(
+                    reason=f"malformed XML in the Spartoo answer after {self.orders} order(s); "
+                    f"the rest of this site's document was skipped: {exc.msg}",
+                    stage="parse",
+                    path=f"byte {self.bytes_read}",
+                )
+                return
+            yield from self._events(parser)
+        try:
+            parser.close()
+        except etree.XMLSyntaxError as exc:
+            yield from self._events(parser)
+            if not self._root_seen:
+                raise MarketplaceError(f"Spartoo sent an answer that is not XML ({exc.msg})") from None
+            raise TransientError(
+                f"the Spartoo answer ended early after {self.orders} order(s) (truncated transfer?): {exc.msg}"
+            ) from None
+        yield from self._events(parser)
+        if not self._root_seen:
+            raise MarketplaceError("Spartoo sent an empty answer")
+        self.complete = True
