@@ -1,0 +1,309 @@
+"""Sync and push: the host's work loop over one store.
+
+``sync`` = connect -> fetch since the saved cursor -> per page: validate each
+raw payload against the plugin's raw schema -> ``map_order`` -> status
+mapping (the store's custom map first) -> validate the canonical JSON ->
+store the page and its cursor in one transaction -> auto-accept. A payload
+that fails anywhere is quarantined with its reason and JSON path; the page
+goes on without it.
+
+``push`` drains the store's outbox through ``push_shipment``: a transient
+failure leaves the shipment pending for the next push, a permanent refusal
+marks it failed with the marketplace's reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from connector_core.errors import (
+    ConnectorError,
+    MarketplaceError,
+    PayloadError,
+    TransientError,
+    ValidationError,
+)
+from connector_core.models import (
+    FetchPage,
+    Order,
+    OrderStatus,
+    PushResult,
+    RawOrder,
+    Shipment,
+    StatusChange,
+    to_json,
+)
+from connector_core.plugins import PluginHost
+from connector_core.secrets import redact, register_settings
+from connector_core.store import OrderBook, PageStats, Reject
+from connector_core.store_context import StoreContext
+
+log = logging.getLogger("connector_core.engine")
+
+CANONICAL_ORDER = "canonical/order"
+CANONICAL_SHIPMENT = "canonical/shipment"
+
+
+@attrs.frozen
+class SyncReport:
+    """What one sync of one store did. Also handed to the progress callback after each page."""
+
+    store: str
+    pages: int = 0
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    accepted: int = 0
+    accept_errors: int = 0
+    cursor: Any = None
+
+    @property
+    def stored(self) -> int:
+        """Orders written or confirmed unchanged."""
+        return self.inserted + self.updated + self.unchanged
+
+
+@attrs.frozen
+class PushOutcome:
+    """What became of one outbox entry in a push."""
+
+    outbox_id: int
+    order_key: str
+    state: str  # pushed | pending | failed
+    result: PushResult | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class PushReport:
+    """What one push of one store did."""
+
+    store: str
+    pushed: int = 0
+    already_applied: int = 0
+    retry: int = 0
+    failed: int = 0
+    outcomes: tuple[PushOutcome, ...] = ()
+
+
+Progress = Callable[[SyncReport], None]
+
+
+class Engine:
+    """Runs sync and push for the stores of one order book."""
+
+    def __init__(self, host: PluginHost, book: OrderBook, *, max_push_attempts: int = 10) -> None:
+        self.host = host
+        self.book = book
+        self.max_push_attempts = max_push_attempts
+
+    # -- context -------------------------------------------------------------
+
+    def store_context(self, store_name: str) -> StoreContext:
+        """Build the :class:`StoreContext` of a saved store (its secrets registered for redaction)."""
+        record = self.book.get_store(store_name)
+        info = self.host.info(record.marketplace)
+        register_settings(info.settings_schema, record.settings)
+        return StoreContext(
+            name=record.name,
+            marketplace=record.marketplace,
+            settings=dict(record.settings),
+            status_map=dict(record.status_map),
+            store_settings=dict(record.store_settings),
+        )
+
+    # -- sync ----------------------------------------------------------------
+
+    def sync(self, store_name: str, progress: Progress | None = None) -> SyncReport:
+        """Import the store's new and changed orders; see the module docstring."""
+        store = self.store_context(store_name)
+        try:
+            return self._sync(store, progress)
+        finally:
+            store.http.close()
+
+    def _sync(self, store: StoreContext, progress: Progress | None) -> SyncReport:
+        self.host.connect(store)
+        since = self.book.get_cursor(store.name)
+        raw_schema = (
+            self.host.raw_schema_name(store.marketplace)
+            if self.host.info(store.marketplace).raw_schema is not None
+            else None
+        )
+        report = SyncReport(store=store.name, cursor=since)
+        for page in self.host.fetch_orders(store, since=since):
+            orders, rejects = self._map_page(store, page, raw_schema)
+            stats = self.book.save_page(store.name, orders, rejects, page.cursor)
+            accepted, accept_errors = self._auto_accept(store, orders)
+            report = _add(report, page, stats, accepted, accept_errors)
+            log.info(
+                "%s: page %d: %d new, %d updated, %d unchanged, %d rejected",
+                store.name,
+                report.pages,
+                stats.inserted,
+                stats.updated,
+                stats.unchanged,
+                stats.rejected,
+            )
+            if progress is not None:
+                progress(report)
+        return report
+
+    def _map_page(
+        self, store: StoreContext, page: FetchPage, raw_schema: str | None
+    ) -> tuple[list[Order], list[Reject]]:
+        orders: list[Order] = []
+        rejects = [
+            Reject(stage=r.stage, reason=redact(r.reason), order_key=r.order_key, path=r.path, payload=r.payload)
+            for r in page.rejects
+        ]
+        for raw in page.orders:
+            try:
+                orders.append(self.process(store, raw, raw_schema))
+            except PayloadError as err:
+                rejects.append(_reject(raw, getattr(err, "stage", "payload"), err.message, err.path))
+            except Exception as exc:  # a plugin bug in one payload must not stop the batch
+                log.warning("%s: mapping %s failed: %s", store.name, raw.order_key, type(exc).__name__, exc_info=True)
+                rejects.append(_reject(raw, "mapping", f"{type(exc).__name__}: {exc}", None))
+        return orders, rejects
+
+    def process(self, store: StoreContext, raw: RawOrder, raw_schema: str | None) -> Order:
+        """Validate, map and status-map one raw payload; raise :class:`PayloadError` when it is unusable."""
+        if raw_schema is not None:
+            self.host.schemas.validate(raw_schema, raw.payload, store=store.name, order_key=raw.order_key)
+        order = self.host.map_order(store, raw)
+        if not isinstance(order, Order):
+            raise PayloadError(f"map_order returned {type(order).__name__}, not Order", store=store.name)
+        if order.store != store.name:
+            order = attrs.evolve(order, store=store.name)
+        status = self.host.map_status(store, order.marketplace_status.code)
+        order = attrs.evolve(order, status=status)
+        try:
+            self.host.schemas.validate(CANONICAL_ORDER, to_json(order), store=store.name, order_key=order.order_key)
+        except ValidationError as err:
+            err.stage = "canonical"  # type: ignore[misc]
+            raise
+        return order
+
+    def _auto_accept(self, store: StoreContext, orders: list[Order]) -> tuple[int, int]:
+        accepted = errors = 0
+        for order in orders:
+            try:
+                if not self.host.should_auto_accept(store, order):
+                    continue
+                change = self.host.accept_order(store, order)
+                self._apply_change(store, order, change)
+                accepted += 1
+            except MarketplaceError as err:
+                errors += 1
+                log.warning("%s: could not accept %s: %s", store.name, order.order_key, err)
+        return accepted, errors
+
+    def _apply_change(self, store: StoreContext, order: Order, change: StatusChange) -> Order:
+        status = self.host.map_status(store, change.marketplace_status.code)
+        return self.book.update_order_status(store.name, order.order_key, status, change.marketplace_status)
+
+    # -- order actions ---------------------------------------------------------
+
+    def accept(self, store_name: str, order_key: str) -> StatusChange:
+        """Accept an order on the marketplace and record its new status."""
+        return self._transition(store_name, order_key, lambda s, o: self.host.accept_order(s, o))
+
+    def cancel(self, store_name: str, order_key: str, reason: str | None = None) -> StatusChange:
+        """Cancel an order on the marketplace and record its new status."""
+        return self._transition(store_name, order_key, lambda s, o: self.host.cancel_order(s, o, reason))
+
+    def _transition(
+        self, store_name: str, order_key: str, call: Callable[[StoreContext, Order], StatusChange]
+    ) -> StatusChange:
+        store = self.store_context(store_name)
+        try:
+            order = self.book.get_order(store_name, order_key)
+            change = call(store, order)
+            self._apply_change(store, order, change)
+            return change
+        finally:
+            store.http.close()
+
+    # -- push ------------------------------------------------------------------
+
+    def record_shipment(self, shipment: Shipment) -> int:
+        """Validate a shipment and put it in the outbox; return its outbox id (same shipment, same id)."""
+        self.host.schemas.validate(CANONICAL_SHIPMENT, to_json(shipment), store=shipment.store)
+        return self.book.add_shipment(shipment)
+
+    def push(self, store_name: str) -> PushReport:
+        """Push every pending shipment of the store; see the module docstring."""
+        entries = self.book.pending_shipments(store_name)
+        if not entries:
+            return PushReport(store=store_name)
+        store = self.store_context(store_name)
+        outcomes: list[PushOutcome] = []
+        try:
+            for entry in entries:
+                outcomes.append(self._push_one(store, entry.id, entry.order_key, entry.shipment))
+        finally:
+            store.http.close()
+        return PushReport(
+            store=store_name,
+            pushed=sum(o.state == "pushed" for o in outcomes),
+            already_applied=sum(bool(o.result and o.result.already_applied) for o in outcomes),
+            retry=sum(o.state == "pending" for o in outcomes),
+            failed=sum(o.state == "failed" for o in outcomes),
+            outcomes=tuple(outcomes),
+        )
+
+    def _push_one(self, store: StoreContext, outbox_id: int, order_key: str, shipment: Shipment) -> PushOutcome:
+        try:
+            order = self.book.get_order(store.name, order_key)
+            result = self.host.push_shipment(store, order, shipment)
+        except TransientError as err:
+            attempts = self.book.mark_retry(outbox_id, err.message)
+            if attempts >= self.max_push_attempts:
+                message = f"gave up after {attempts} attempts: {err.message}"
+                self.book.mark_failed(outbox_id, message)
+                return PushOutcome(outbox_id, order_key, "failed", error=message)
+            log.info("%s: push of %s will be retried: %s", store.name, order_key, err)
+            return PushOutcome(outbox_id, order_key, "pending", error=err.message)
+        except ConnectorError as err:
+            self.book.mark_failed(outbox_id, err.message)
+            log.warning("%s: push of %s refused: %s", store.name, order_key, err)
+            return PushOutcome(outbox_id, order_key, "failed", error=err.message)
+        if not result.accepted:
+            message = redact(result.message or "the marketplace did not accept the shipment")
+            self.book.mark_failed(outbox_id, message, result)
+            return PushOutcome(outbox_id, order_key, "failed", result=result, error=message)
+        self.book.mark_pushed(outbox_id, result)
+        if order.status is not OrderStatus.SHIPPED:
+            self.book.update_order_status(store.name, order_key, OrderStatus.SHIPPED)
+        return PushOutcome(outbox_id, order_key, "pushed", result=result)
+
+
+def _reject(raw: RawOrder, stage: str, reason: str, path: str | None) -> Reject:
+    try:
+        payload = json.dumps(raw.payload, sort_keys=True, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        payload = redact(repr(raw.payload))
+    return Reject(stage=stage, reason=redact(reason), order_key=raw.order_key, path=path, payload=redact(payload))
+
+
+def _add(report: SyncReport, page: FetchPage, stats: PageStats, accepted: int, accept_errors: int) -> SyncReport:
+    return attrs.evolve(
+        report,
+        pages=report.pages + 1,
+        fetched=report.fetched + len(page.orders) + len(page.rejects),
+        inserted=report.inserted + stats.inserted,
+        updated=report.updated + stats.updated,
+        unchanged=report.unchanged + stats.unchanged,
+        rejected=report.rejected + stats.rejected,
+        accepted=report.accepted + accepted,
+        accept_errors=report.accept_errors + accept_errors,
+        cursor=page.cursor if page.cursor is not None else report.cursor,
+    )
