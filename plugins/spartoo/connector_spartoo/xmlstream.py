@@ -136,7 +136,9 @@ def parse_envelope(content: bytes, *, site: str | None = None, max_bytes: int = 
     return root
 
 
-class _Unusable(Exception):
+class UnusableElement(Exception):
+    """An element that has no JSON form (text mixed with elements, no children where needed)."""
+
     pass
 
 
@@ -153,7 +155,7 @@ def element_to_json(elem: etree._Element, path: str = "$") -> Any:
         text = (elem.text or "").strip()
         return text or None
     if (elem.text or "").strip() or any((c.tail or "").strip() for c in children):
-        raise _Unusable(f"{path} mixes text with elements")
+        raise UnusableElement(f"{path} mixes text with elements")
     out: dict[str, Any] = {}
     repeated: set[str] = set()
     for child in children:
@@ -236,10 +238,10 @@ class OrderStream:
         try:
             doc = element_to_json(elem)
             if not isinstance(doc, dict):
-                raise _Unusable("the <order> element has no child elements")
+                raise UnusableElement("the <order> element has no child elements")
             if not isinstance(doc.get("orders_id"), str):
-                raise _Unusable("the <order> has no orders_id, or more than one")
-        except _Unusable as exc:
+                raise UnusableElement("the <order> has no orders_id, or more than one")
+        except UnusableElement as exc:
             self.rejects += 1
             xml = etree.tostring(elem, encoding="unicode")[:REJECT_PAYLOAD_CHARS]
             return RawReject(

@@ -1,0 +1,216 @@
+"""A typed client of Spartoo's seller web service (XML over form-encoded POST).
+
+Every call is a ``POST`` to ``<base_url with site>/<script>.php`` with the
+partner ID in the form field ``partenaire``. The partner ID travels in the
+request body only (never in a URL, so httpx's request log lines do not show
+it) and is registered with :mod:`connector_core.secrets` so that any message
+that might echo it is masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from lxml import etree
+
+from connector_core.errors import MarketplaceError, TransientError, TransitionError
+from connector_core.http import RetryingClient
+from connector_core.models import RawReject
+from connector_core.secrets import register_secret
+from connector_spartoo.settings import SpartooSettings
+from connector_spartoo.xmlstream import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    OrderStream,
+    UnusableElement,
+    element_to_json,
+    parse_envelope,
+)
+
+EXPORT_ORDERS = "xml_export_orders.php"
+UPDATE_ORDER = "xml_maj_orders.php"
+EXPORT_PRODUCTS = "xml_export_products.php"
+
+#: Statuses a seller may send with ``xml_maj_orders.php``.
+SELLER_STATUSES = ("2", "3", "41")
+
+_END = object()
+
+
+def format_date(when: datetime, settings: SpartooSettings) -> str:
+    """``when`` as Spartoo's ``date`` field: ``YYYY-MM-DD:hh:mm:ss`` in the store's time zone."""
+    if when.tzinfo is None:
+        raise ValueError("format_date needs an aware datetime")
+    return when.astimezone(settings.zone).strftime("%Y-%m-%d:%H:%M:%S")
+
+
+def _body(response: httpx.Response) -> Iterator[bytes]:
+    """The response body as chunks; a connection lost mid-body is a TransientError."""
+    try:
+        yield from response.iter_bytes()
+    except (httpx.TransportError, httpx.TimeoutException) as exc:
+        raise TransientError(
+            f"connection to {response.request.url.host} dropped while reading the answer ({type(exc).__name__})"
+        ) from None
+
+
+def _check_http(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        raise MarketplaceError(
+            f"Spartoo answered HTTP {response.status_code} for {response.request.url.path}: check base_url and sites",
+            code=response.status_code,
+        )
+
+
+class OrderExport:
+    """One streamed ``xml_export_orders.php`` answer: iterate it for orders and rejects.
+
+    The request and the parse up to the first order run under the store's
+    retry policy (a -429 envelope, a 5xx or a dropped connection before any
+    order is retried). :attr:`complete` tells, after iteration, whether the
+    whole document was read; :attr:`started` is when the request was sent.
+    """
+
+    def __init__(self, client: SpartooClient, site: str, form: dict[str, str]) -> None:
+        self._client = client
+        self.site = site
+        self._form = form
+        self.complete = False
+        self.started: datetime | None = None
+        self.orders = 0
+        self.rejects = 0
+
+    def _open(self) -> tuple[ExitStack, OrderStream, Iterator[dict[str, Any] | RawReject], Any]:
+        c = self._client
+        stack = ExitStack()
+        try:
+            self.started = datetime.now(UTC)
+            response = stack.enter_context(
+                c.http.stream(
+                    "POST", c.settings.url(self.site, EXPORT_ORDERS), data=self._form, timeout=c.settings.timeout
+                )
+            )
+            _check_http(response)
+            stream = OrderStream(_body(response), site=self.site, max_bytes=c.max_bytes, max_depth=c.max_depth)
+            it = iter(stream)
+            head = next(it, _END)
+        except BaseException:
+            stack.close()
+            raise
+        return stack, stream, it, head
+
+    def __iter__(self) -> Iterator[dict[str, Any] | RawReject]:
+        stack, stream, it, head = self._client.http.retrying(f"Spartoo {self.site} export orders", self._open)
+        with stack:
+            if head is not _END:
+                yield head
+                yield from it
+            self.complete = stream.complete
+            self.orders = stream.orders
+            self.rejects = stream.rejects
+
+
+class SpartooClient:
+    """Spartoo's seller web service for one store (all its sites)."""
+
+    def __init__(
+        self,
+        settings: SpartooSettings,
+        http: RetryingClient,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+        register_secret(settings.partner_id)
+
+    def __repr__(self) -> str:
+        return f"SpartooClient(sites={list(self.settings.sites)!r})"
+
+    def _form(self, **fields: str | None) -> dict[str, str]:
+        form = {"partenaire": self.settings.partner_id}
+        form.update({k: v for k, v in fields.items() if v is not None})
+        return form
+
+    def _post(
+        self, site: str, script: str, *, max_bytes: int = 16 * 1024 * 1024, **fields: str | None
+    ) -> etree._Element:
+        response = self.http.request(
+            "POST", self.settings.url(site, script), data=self._form(**fields), timeout=self.settings.timeout
+        )
+        _check_http(response)
+        return parse_envelope(response.content, site=site, max_bytes=max_bytes)
+
+    def check_auth(self, site: str) -> None:
+        """A cheap authenticated call on ``site``: raise the matching error if refused.
+
+        It asks ``xml_export_orders.php`` for orders since *now* (normally
+        an empty document): every field is documented, nothing is changed,
+        and a bad partner ID answers with the ``statut`` envelope.
+        """
+        for _ in self.export_orders(site, datetime.now(UTC)):
+            pass
+
+    def export_orders(
+        self, site: str, since: datetime | None = None, *, statut: str | None = None, order_id: str | None = None
+    ) -> OrderExport:
+        """Orders of ``site`` changed since ``since`` (or the one order ``order_id``), streamed."""
+        if (since is None) == (order_id is None):
+            raise ValueError("export_orders needs exactly one of since or order_id")
+        form = self._form(
+            date=format_date(since, self.settings) if since is not None else None, oID=order_id, statut=statut
+        )
+        return OrderExport(self, site, form)
+
+    def get_order(self, site: str, order_id: str) -> dict[str, Any] | None:
+        """The current document of one order, or ``None`` if Spartoo does not return it."""
+        for item in self.export_orders(site, order_id=order_id):
+            if isinstance(item, dict) and item.get("orders_id") == order_id:
+                return item
+        return None
+
+    def update_order(self, site: str, order_id: str, statut: str, tracking_number: str | None = None) -> None:
+        """Set an order's status (2 accept, 3 ship with ``tracking_number``, 41 cancel).
+
+        A negative answer other than auth/account/quota is a
+        :class:`TransitionError` carrying Spartoo's description.
+        """
+        if statut not in SELLER_STATUSES:
+            raise ValueError(f"a seller may only set status 2, 3 or 41, not {statut!r}")
+        if statut == "3" and not tracking_number:
+            raise ValueError("status 3 (shipped) needs a tracking number")
+        try:
+            self._post(site, UPDATE_ORDER, oID=order_id, statut=statut, tracking_number=tracking_number)
+        except MarketplaceError as err:
+            if type(err) is MarketplaceError and isinstance(err.code, int) and err.code < 0:
+                raise TransitionError(
+                    f"Spartoo refused to set order {site}:{order_id} to status {statut}: {err.message}",
+                    code=err.code,
+                    order_key=f"{site}:{order_id}",
+                ) from None
+            raise
+
+    def export_products(self, site: str) -> list[dict[str, Any]]:
+        """The seller's online catalogue on ``site`` (``xml_export_products.php``).
+
+        Each product is the JSON form of its ``<product>`` element (photos
+        ``url1..url8``, ``product_url``, ``size_list/size`` with
+        ``size_name``, ``size_quantity``, ``size_reference``, ``ean``).
+        """
+        root = self._post(site, EXPORT_PRODUCTS, max_bytes=self.max_bytes)
+        products = []
+        for elem in root.iter("product"):
+            try:
+                doc = element_to_json(elem)
+            except UnusableElement:
+                continue  # a product we cannot read is left out of the catalogue import
+            if isinstance(doc, dict):
+                products.append(doc)
+        return products
