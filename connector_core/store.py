@@ -29,6 +29,7 @@ from typing import Any
 
 import attrs
 
+from connector_core.catalogue import CATALOGUE_DDL
 from connector_core.errors import StoreError
 from connector_core.models import (
     MarketplaceStatus,
@@ -39,6 +40,7 @@ from connector_core.models import (
     from_json,
     to_json,
 )
+from connector_core.notify import NOTIFICATIONS_DDL
 
 DB_ENV = "CONNECTOR_HOST_DB"
 BUSY_TIMEOUT_MS = 30_000
@@ -117,6 +119,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX rejected_store ON rejected(store, created_at);
     """,
+    # v2: the host-side product catalogue
+    CATALOGUE_DDL,
+    # v3: customer notifications (shipment confirmations)
+    NOTIFICATIONS_DDL,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 
