@@ -436,7 +436,7 @@ class FaultMiddleware:
         # drops the connection before any byte of an answer. Elsewhere, fall back to a truncated answer.
         cycle = getattr(send, "__self__", None)
         transport = getattr(cycle, "transport", None)
-        if transport is not None and hasattr(cycle, "disconnected"):
+        if cycle is not None and transport is not None and hasattr(cycle, "disconnected"):
             transport.close()
             cycle.disconnected = True
             await asyncio.sleep(0)

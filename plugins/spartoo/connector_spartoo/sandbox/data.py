@@ -340,7 +340,7 @@ _MODEL_NAMES = (
     "Rock'n'Roll",
     "Señorita",
 )
-ADULT_SIZES = tuple(str(n) for n in range(35, 47)) + ("37.5", "38.5", "42.5")
+ADULT_SIZES = ("35", "36", "37", "37.5", "38", "38.5", "39", "40", "41", "42", "42.5", "43", "44", "45", "46")
 
 # shipping: (name, price EUR cents, relay_type or None)
 _SHIPPING = {
