@@ -154,9 +154,13 @@ class SpartooSandbox:
 
 
 @contextmanager
-def sandbox_factory(**options: Any) -> Iterator[SpartooSandbox]:
-    """Start a :class:`SpartooSandbox` with ``options``; stop it on exit (the contract kit's factory)."""
-    sandbox = SpartooSandbox(**options).start()
+def sandbox_factory(*, orders: int = 100, seed: int = 1, **options: Any) -> Iterator[SpartooSandbox]:
+    """Start a :class:`SpartooSandbox` with ``options``; stop it on exit (the contract kit's factory).
+
+    ``options`` are :class:`SpartooSandbox`'s keyword arguments (``sites``,
+    ``partner_ids``, ``quota_per_hour``, fault rates...).
+    """
+    sandbox = SpartooSandbox(orders=orders, seed=seed, **options).start()
     try:
         yield sandbox
     finally:
