@@ -201,7 +201,7 @@ class OrderStream:
         self.rejects = 0
         self._depth = 0
         self._root_seen = False
-        self._statut: etree._Element | None = None
+        self.root: etree._Element | None = None  # the partial tree: at most the order being read stays in it
 
     def _key(self, order_id: str | None) -> str | None:
         if not order_id:
@@ -216,6 +216,7 @@ class OrderStream:
                     raise HostileInputError(f"Spartoo answer nests deeper than {self.max_depth} levels")
                 if not self._root_seen:
                     self._root_seen = True
+                    self.root = elem
                     _refuse_doctype(elem)
                     if _local(elem.tag) not in ("root", "statut"):
                         raise MarketplaceError(
