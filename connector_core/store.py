@@ -688,13 +688,13 @@ class OrderBook:
 def _statements(script: str) -> Iterable[str]:
     """Split a DDL script into statements (``executescript`` would commit our transaction)."""
     buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
+    for part in script.split(";"):
+        buf += part + ";"
         if sqlite3.complete_statement(buf):
-            if buf.strip():
+            if buf.strip(" \t\r\n;"):
                 yield buf.strip()
             buf = ""
-    if buf.strip():
+    if buf.strip(" \t\r\n;"):
         yield buf.strip()
 
 

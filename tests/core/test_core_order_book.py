@@ -1,0 +1,215 @@
+"""The SQLite order book: file, migrations, page upserts, cursor, outbox, quarantine."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+import pytest
+from bazaar_plugin import TOKEN, Bazaar, make_order
+
+from connector_core import store as store_module
+from connector_core.errors import StoreError
+from connector_core.models import LineItem, Order, RawOrder, Shipment
+from connector_core.store import MIGRATIONS, OrderBook, Reject, default_db_path
+from connector_core.store_context import StoreContext
+
+
+def _orders(seqs: list[int], **kw: object) -> list[Order]:
+    plugin = Bazaar()
+    ctx = StoreContext(name="shop", marketplace="bazaar", settings={})
+    try:
+        return [plugin.map_order(ctx, RawOrder(order_key=f"BZ{s:04d}", payload=make_order(s, **kw))) for s in seqs]
+    finally:
+        ctx.http.close()
+
+
+def _shop(book: OrderBook) -> None:
+    book.add_store("shop", "bazaar", {"token": TOKEN})
+
+
+def test_file_is_private_and_folder_created(db_path: Path) -> None:
+    """The book creates its folder and a file only the owner can read (it holds store secrets)."""
+    assert not db_path.parent.exists()
+    with OrderBook(db_path) as book:
+        _shop(book)
+    mode = stat.S_IMODE(db_path.stat().st_mode)
+    assert mode == 0o600
+    assert db_path.parent.is_dir()
+
+
+def test_default_path_from_env_then_xdg(tmp_path: Path) -> None:
+    """CONNECTOR_HOST_DB wins; else the file lives under XDG_DATA_HOME/connector-host."""
+    assert default_db_path({"CONNECTOR_HOST_DB": str(tmp_path / "x.db")}) == tmp_path / "x.db"
+    expected = tmp_path / "xdg" / "connector-host" / "orders.sqlite3"
+    assert default_db_path({"XDG_DATA_HOME": str(tmp_path / "xdg")}) == expected
+
+
+def test_pragmas_wal_foreign_keys_busy_timeout(book: OrderBook) -> None:
+    """The connection runs in WAL mode, enforces foreign keys and waits when the file is busy."""
+    assert book.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert book.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert book.conn.execute("PRAGMA busy_timeout").fetchone()[0] == store_module.BUSY_TIMEOUT_MS
+    assert book.version == len(MIGRATIONS)
+
+
+def test_old_file_upgrades_in_place(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version-1 file written by older code is migrated on open and keeps its data."""
+    db_path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db_path)
+    raw.executescript(MIGRATIONS[0])
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute(
+        "INSERT INTO stores (name, marketplace, settings, created_at) VALUES ('old', 'bazaar', '{\"token\": \"t\"}', 'x')"
+    )
+    raw.commit()
+    raw.close()
+    v2 = "ALTER TABLE orders ADD COLUMN note TEXT; CREATE TABLE extra (id INTEGER PRIMARY KEY);"
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, v2])
+    with OrderBook(db_path) as book:
+        assert book.version == len(MIGRATIONS) + 1
+        assert book.get_store("old").settings == {"token": "t"}
+        columns = [r[1] for r in book.conn.execute("PRAGMA table_info(orders)")]
+        assert "note" in columns
+        book.save_page("old", [attrs.evolve(o, store="old") for o in _orders([1])], cursor={"seq": 1})
+    with OrderBook(db_path) as again:  # opening an up-to-date file changes nothing
+        assert again.version == len(MIGRATIONS) + 1
+        assert again.count_orders("old") == 1
+
+
+def test_newer_file_is_refused(db_path: Path) -> None:
+    """A file from a newer connector-core is refused with a message saying to upgrade."""
+    with OrderBook(db_path) as book:
+        book.conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 3}")
+    with pytest.raises(StoreError, match="upgrade connector-core"):
+        OrderBook(db_path)
+
+
+def test_save_page_is_idempotent_and_updates_changes(book: OrderBook) -> None:
+    """Saving the same orders twice keeps one copy; a changed order is rewritten with its items."""
+    _shop(book)
+    first = book.save_page("shop", _orders([1, 2, 3]), cursor={"seq": 3})
+    assert (first.inserted, first.updated, first.unchanged) == (3, 0, 0)
+    stamp = book.conn.execute("SELECT updated_at FROM orders WHERE order_key = 'BZ0002'").fetchone()[0]
+    again = book.save_page("shop", _orders([1, 2, 3]), cursor={"seq": 3})
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+    assert book.count_orders("shop") == 3
+    assert book.conn.execute("SELECT updated_at FROM orders WHERE order_key = 'BZ0002'").fetchone()[0] == stamp
+    changed = attrs.evolve(
+        _orders([2])[0],
+        items=[LineItem(line_key="9", sku="NEW-SKU", name="new", quantity=4, unit_price="2.50")],
+    )
+    third = book.save_page("shop", [changed])
+    assert (third.inserted, third.updated, third.unchanged) == (0, 1, 0)
+    assert book.get_order("shop", "BZ0002") == changed
+    items = book.conn.execute("SELECT line_key, sku, quantity FROM order_items WHERE order_key = 'BZ0002'").fetchall()
+    assert [tuple(r) for r in items] == [("9", "NEW-SKU", 4)]
+    assert book.get_cursor("shop") == {"seq": 3}
+
+
+def test_order_round_trips_through_the_book(book: OrderBook) -> None:
+    """An order read back from the book equals the one stored, raw payload included."""
+    _shop(book)
+    order = _orders([7])[0]
+    book.save_page("shop", [order])
+    assert book.get_order("shop", "BZ0007") == order
+    assert book.get_order("shop", "BZ0007").raw["id"] == "BZ0007"
+
+
+def test_failed_commit_keeps_old_cursor_and_no_orders(book: OrderBook) -> None:
+    """A page whose transaction fails leaves neither its orders nor its cursor behind."""
+    _shop(book)
+    book.save_page("shop", _orders([1]), cursor={"seq": 1})
+    book.conn.execute(
+        "CREATE TRIGGER no_cursor BEFORE UPDATE ON cursors BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+    )
+    with pytest.raises(sqlite3.DatabaseError, match="disk trouble"):
+        book.save_page("shop", _orders([2, 3]), rejects=[Reject(stage="parse", reason="bad")], cursor={"seq": 3})
+    assert book.get_cursor("shop") == {"seq": 1}
+    assert [o.order_key for o in book.list_orders(store="shop")] == ["BZ0001"]
+    assert book.list_rejected(store="shop") == []
+
+
+def test_rejects_are_saved_with_the_page(book: OrderBook) -> None:
+    """Rejected payloads of a page are stored with stage, reason, path and payload."""
+    _shop(book)
+    book.save_page("shop", _orders([1]), rejects=[Reject("mapping", "no address", "BZ0009", "$.address", "{}")])
+    [row] = book.list_rejected(store="shop")
+    assert (row.order_key, row.stage, row.reason, row.path, row.payload) == (
+        "BZ0009",
+        "mapping",
+        "no address",
+        "$.address",
+        "{}",
+    )
+    assert book.get_rejected(row.id) == row
+
+
+def test_outbox_records_the_same_shipment_once(book: OrderBook) -> None:
+    """Recording one shipment twice (same tracking number) yields one outbox row and the same id."""
+    _shop(book)
+    book.save_page("shop", _orders([1]))
+    ship = Shipment(store="shop", order_key="BZ0001", tracking_number="TR1", ship_date=datetime.now(UTC))
+    first = book.add_shipment(ship)
+    second = book.add_shipment(attrs.evolve(ship, ship_date=datetime(2024, 1, 1, tzinfo=UTC), carrier="UPS"))
+    assert first == second
+    assert len(book.list_outbox(store="shop")) == 1
+    other = book.add_shipment(attrs.evolve(ship, tracking_number="TR2"))
+    assert other != first
+    assert [e.shipment.tracking_number for e in book.pending_shipments("shop")] == ["TR1", "TR2"]
+
+
+def test_shipment_for_unknown_order_is_refused(book: OrderBook) -> None:
+    """A shipment for an order not in the book is refused with a StoreError."""
+    _shop(book)
+    ship = Shipment(store="shop", order_key="NOPE", tracking_number="TR1", ship_date=datetime.now(UTC))
+    with pytest.raises(StoreError, match="NOPE"):
+        book.add_shipment(ship)
+
+
+def test_busy_database_is_waited_for(book: OrderBook, db_path: Path) -> None:
+    """A write while another connection holds the write lock waits for it instead of failing."""
+    _shop(book)
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE stores SET marketplace = 'bazaar' WHERE name = 'shop'")
+    started = threading.Event()
+
+    def release() -> None:
+        started.wait()
+        threading.Event().wait(0.3)
+        other.execute("COMMIT")
+
+    t = threading.Thread(target=release)
+    t.start()
+    started.set()
+    try:
+        stats = book.save_page("shop", _orders([1]), cursor={"seq": 1})
+    finally:
+        t.join()
+        other.close()
+    assert stats.inserted == 1
+
+
+def test_store_record_repr_hides_settings(book: OrderBook) -> None:
+    """A store's repr never shows its settings (they hold secrets)."""
+    _shop(book)
+    record = book.get_store("shop")
+    assert record.settings == {"token": TOKEN}
+    assert TOKEN not in repr(record)
+
+
+def test_remove_store_deletes_its_data(book: OrderBook) -> None:
+    """Removing a store removes its orders, items, cursor, outbox and rejects."""
+    _shop(book)
+    book.save_page("shop", _orders([1]), rejects=[Reject("parse", "x")], cursor={"seq": 1})
+    book.add_shipment(Shipment(store="shop", order_key="BZ0001", tracking_number="T", ship_date=datetime.now(UTC)))
+    book.remove_store("shop")
+    for tbl in ("orders", "order_items", "cursors", "outbox", "rejected"):
+        assert book.conn.execute(f"SELECT count(*) FROM {tbl}").fetchone()[0] == 0
+    with pytest.raises(StoreError, match="no store named 'shop'"):
+        book.get_store("shop")
