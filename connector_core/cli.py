@@ -50,6 +50,7 @@ from connector_core.plugins import PluginHost, get_plugin_manager
 from connector_core.secrets import install_log_redaction, masked_settings, redact, redact_obj, register_settings
 from connector_core.store import OrderBook
 from connector_core.store_context import StoreContext
+from connector_core.testing.cli import add_contract_command
 
 EXTRA_ENV = "CONNECTOR_HOST_EXTRA"
 
@@ -925,6 +926,7 @@ for _add in (
     add_run_command,
     add_demo_command,
     add_sandbox_group,
+    add_contract_command,
 ):
     _add(cli)
 
