@@ -71,8 +71,9 @@ def loopback_smtp(*, user: str | None = None, password: str | None = None) -> It
     class _Controller(Controller):  # type: ignore[misc]
         def _trigger_server(self) -> None:
             # bound to port 0: learn the real port before the controller pokes the server
-            self.port = self.server.sockets[0].getsockname()[1]
-            super()._trigger_server()
+            server: Any = self.server
+            self.port = server.sockets[0].getsockname()[1]
+            super()._trigger_server()  # type: ignore[no-untyped-call]
 
     handler = RecordingHandler()
     kwargs: dict[str, Any] = {}
