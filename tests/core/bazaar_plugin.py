@@ -138,8 +138,7 @@ class Bazaar:
         start = since["seq"] if since else 0
         pending = sorted((o for o in self.orders if o["seq"] > start), key=lambda o: o["seq"])
         size = int(store.settings.get("page_size", self.page_size))
-        pages = 0
-        for i in range(0, max(len(pending), 1), size):
+        for pages, i in enumerate(range(0, max(len(pending), 1), size)):
             if self.fail_after_pages is not None and pages >= self.fail_after_pages:
                 raise TransientError(f"{self.name} went away")
             chunk = pending[i : i + size]
@@ -148,7 +147,6 @@ class Bazaar:
             yield FetchPage(
                 orders=[RawOrder(order_key=o["id"], payload=dict(o)) for o in chunk], rejects=rejects, cursor=cursor
             )
-            pages += 1
 
     @hookimpl
     def map_order(self, store: StoreContext, raw: RawOrder) -> Order:

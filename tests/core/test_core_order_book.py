@@ -64,7 +64,8 @@ def test_old_file_upgrades_in_place(db_path: Path, monkeypatch: pytest.MonkeyPat
     raw.executescript(MIGRATIONS[0])
     raw.execute("PRAGMA user_version = 1")
     raw.execute(
-        "INSERT INTO stores (name, marketplace, settings, created_at) VALUES ('old', 'bazaar', '{\"token\": \"t\"}', 'x')"
+        "INSERT INTO stores (name, marketplace, settings, created_at)"
+        " VALUES ('old', 'bazaar', '{\"token\": \"t\"}', 'x')"
     )
     raw.commit()
     raw.close()
