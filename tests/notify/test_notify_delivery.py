@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from conftest import BRANDED, make_order, make_shipment
+from notify_data import BRANDED, make_order, make_shipment
 
 from connector_core import host_settings
 from connector_core.notify import (

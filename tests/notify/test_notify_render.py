@@ -6,7 +6,7 @@ import email
 import email.policy
 
 import attrs
-from conftest import BRANDED, make_order, make_shipment
+from notify_data import BRANDED, make_order, make_shipment
 
 from connector_core import host_settings
 from connector_core.notify import build_shipment_confirmation, customer_email, message_id_for
