@@ -1,0 +1,236 @@
+"""The benchmark suite in one command.
+
+    .venv/bin/python bench/run.py [--orders N] [--quick] [--only NAMES] [--markdown FILE]
+
+Runs, each in its own child process (peak RSS per measurement) against a
+Spartoo sandbox in yet another process: validation cost, import throughput
+and its floor, memory at N/10 and N orders, many stores at once, and
+shipments pushed through the outbox. Prints every figure and the ratio it is
+judged by; ``--markdown`` also writes them as a Markdown table.
+``--quick``: 10,000 orders, 20 stores, 1,000 shipments (a smoke check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import run_child
+from scenarios import ALL_SITES, child_main, sandbox_process
+
+TARGETS = {
+    "orders_per_s": 5000,
+    "pipeline_over_floor": 3.0,
+    "peak_rss_mb": 250,
+    "rss_growth": 1.5,
+    "over_ideal": 1.5,
+}
+BENCHMARKS = ("validation", "import", "memory", "stores", "push")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line of the suite (and of its child processes)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=None, help="orders in the import sandbox (default 100000)")
+    p.add_argument("--stores", type=int, default=None, help="stores in the many-stores run (default 200)")
+    p.add_argument("--shipments", type=int, default=None, help="shipments pushed (default 10000)")
+    p.add_argument("--concurrency", type=int, default=16, help="concurrent stores / pushes (default 16)")
+    p.add_argument("--quick", action="store_true", help="10,000 orders, 20 stores, 1,000 shipments")
+    p.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    p.add_argument("--markdown", type=Path, help="also write the results as Markdown to this file")
+    # child-process options
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--partner", help=argparse.SUPPRESS)
+    p.add_argument("--sites", default=",".join(ALL_SITES), help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--partners", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
+    p.add_argument("--sites-per-store", type=int, default=5, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child is None:
+        args.orders = args.orders or (10_000 if args.quick else 100_000)
+        args.stores = args.stores or (20 if args.quick else 200)
+        args.shipments = args.shipments or (1_000 if args.quick else 10_000)
+    return args
+
+
+def verdict(ok: bool) -> str:
+    """PASS / MISS marker for a target."""
+    return "PASS" if ok else "MISS"
+
+
+def bench_validation(quick: bool) -> list[dict[str, Any]]:
+    """Validation per-record cost (in this process: no RSS figure needed)."""
+    import validation
+
+    return validation.run(500 if quick else 2000, quick=quick)
+
+
+def bench_import(orders: int, tmp: Path) -> dict[str, Any]:
+    """Import throughput and the floor, side by side against one sandbox of ``orders`` orders."""
+    with sandbox_process(orders=orders) as sb:
+        common = ["--url", sb["url"], "--partner", sb["partner_ids"][0]]
+        floor = run_child("floor", *common, "--db", str(tmp / "floor.sqlite3"))
+        pipeline = run_child("import", *common, "--db", str(tmp / "import.sqlite3"))
+    return {
+        "orders": orders,
+        "pipeline": pipeline,
+        "floor": floor,
+        "pipeline_over_floor_file": round(pipeline["seconds"] / floor["file_seconds"], 2),
+        "pipeline_over_floor_http": round(pipeline["seconds"] / floor["http_seconds"], 2),
+    }
+
+
+def bench_memory(orders: int, big: dict[str, Any] | None, tmp: Path) -> dict[str, Any]:
+    """Peak RSS of the import at ``orders // 10`` and ``orders``."""
+    small_n = max(orders // 10, 100)
+    with sandbox_process(orders=small_n) as sb:
+        small = run_child(
+            "import", "--url", sb["url"], "--partner", sb["partner_ids"][0], "--db", str(tmp / "m.sqlite3")
+        )
+    if big is None:
+        big = bench_import(orders, tmp)["pipeline"]
+    return {
+        "small_orders": small_n,
+        "small_rss_mb": small["peak_rss_mb"],
+        "big_orders": orders,
+        "big_rss_mb": big["peak_rss_mb"],
+        "growth": round(big["peak_rss_mb"] / small["peak_rss_mb"], 2),
+    }
+
+
+def bench_stores(stores: int, concurrency: int, tmp: Path) -> dict[str, Any]:
+    """Many stores of 5 sites each against a sandbox with 50 ms latency."""
+    latency = 50.0
+    with sandbox_process(orders=stores // 4 or 1, latency_ms=latency, partners=stores) as sb:
+        result = run_child(
+            "stores", "--url", sb["url"], "--partner", ",".join(sb["partner_ids"]),
+            "--sites-per-store", "5", "--concurrency", str(concurrency), "--db", str(tmp / "stores.sqlite3"),
+        )  # fmt: skip
+    ideal = result["requests"] / concurrency * latency / 1000
+    result.update(latency_ms=latency, ideal_seconds=round(ideal, 3), over_ideal=round(result["seconds"] / ideal, 2))
+    return result
+
+
+def bench_push(shipments: int, concurrency: int, tmp: Path) -> dict[str, Any]:
+    """Shipments through the outbox against a sandbox with 20 ms latency."""
+    latency = 20.0
+    orders = int(shipments / 0.6) + 100  # about 70% of sandbox orders are new (status 11) and get accepted
+    with sandbox_process(orders=orders) as sb:
+        result = run_child(
+            "push", "--url", sb["url"], "--partner", sb["partner_ids"][0], "--shipments", str(shipments),
+            "--concurrency", str(concurrency), "--latency", str(latency), "--db", str(tmp / "push.sqlite3"),
+        )  # fmt: skip
+    ideal = result["requests"] / concurrency * latency / 1000
+    result.update(ideal_seconds=round(ideal, 3), over_ideal=round(result["seconds"] / ideal, 2) if ideal else None)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks and print (and optionally write) the results."""
+    args = parse_args(argv)
+    if args.child:
+        child_main(args.child, args)
+        return 0
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    started = datetime.now(UTC)
+    wall = time.perf_counter()
+    lines = [
+        f"connector-host benchmarks, {started:%Y-%m-%d %H:%M} UTC, Python {platform.python_version()},"
+        f" {platform.machine()}, {_cpus()} CPUs",
+        f"command: .venv/bin/python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
+        "",
+    ]
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    for line in lines:
+        print(line)
+    with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "validation" in only:
+            say("## Validation: µs per record (engine's validator vs jsonschema, same records)")
+            import validation
+
+            say(validation.report(bench_validation(args.quick)))
+            say("")
+        imported = None
+        if "import" in only:
+            say(f"## Import throughput: {args.orders:,} orders, one store of {len(ALL_SITES)} sites, Engine.sync")
+            r = bench_import(args.orders, tmp)
+            imported, p, f = r, r["pipeline"], r["floor"]
+            say(
+                f"  pipeline : {p['fetched']:,} orders in {p['seconds']:.2f} s = {p['orders_per_s']:,.0f} orders/s"
+                f" (cpu {p['cpu_seconds']:.2f} s, peak RSS {p['peak_rss_mb']:.0f} MB, {p['stored']:,} stored,"
+                f" {p['rejected']:,} quarantined, validator {p['backend']})"
+                f"  [{verdict(p['orders_per_s'] >= TARGETS['orders_per_s'])} >= {TARGETS['orders_per_s']:,}/s]"
+            )
+            say(
+                f"  floor    : {f['orders']:,} orders, {f['bytes'] / 1e6:.0f} MB of XML; from files"
+                f" {f['file_seconds']:.2f} s = {f['file_orders_per_s']:,.0f}/s; straight off HTTP"
+                f" {f['http_seconds']:.2f} s = {f['http_orders_per_s']:,.0f}/s; fetch alone {f['fetch_seconds']:.2f} s"
+            )
+            say(
+                f"  ratio pipeline/floor: {r['pipeline_over_floor_file']} (floor from files),"
+                f" {r['pipeline_over_floor_http']} (floor off HTTP)"
+                f"  [{verdict(r['pipeline_over_floor_file'] <= TARGETS['pipeline_over_floor'])} <= 3 on files]"
+            )
+            say("")
+        if "memory" in only:
+            say("## Memory: peak RSS of the import child")
+            m = bench_memory(args.orders, imported["pipeline"] if imported else None, tmp)
+            say(
+                f"  {m['small_orders']:,} orders: {m['small_rss_mb']:.0f} MB; {m['big_orders']:,} orders:"
+                f" {m['big_rss_mb']:.0f} MB; growth {m['growth']}x"
+                f"  [{verdict(m['big_rss_mb'] <= TARGETS['peak_rss_mb'])} <= 250 MB,"
+                f" {verdict(m['growth'] <= TARGETS['rss_growth'])} <= 1.5x]"
+            )
+            say("")
+        if "stores" in only:
+            say(f"## Many stores: {args.stores} stores x 5 sites, 50 ms latency, concurrency {args.concurrency}")
+            s = bench_stores(args.stores, args.concurrency, tmp)
+            say(
+                f"  {s['requests']:,} requests, {s['orders']:,} orders in {s['seconds']:.2f} s; ideal"
+                f" {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal, {s['failed']} failed"
+                f"  [{verdict(s['over_ideal'] <= TARGETS['over_ideal'] and not s['failed'])} <= 1.5x]"
+            )
+            if s["first_error"]:
+                say(f"  first error: {s['first_error']}")
+            say("")
+        if "push" in only:
+            say(f"## Shipments: {args.shipments:,} through the outbox, 20 ms latency, concurrency {args.concurrency}")
+            s = bench_push(args.shipments, args.concurrency, tmp)
+            say(
+                f"  {s['shipments']:,} shipments, {s['requests']:,} requests in {s['seconds']:.2f} s; ideal"
+                f" {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal; pushed {s['pushed']:,}, failed {s['failed']},"
+                f" duplicates {s['duplicates']}, not shipped {s['not_shipped']}"
+                f"  [{verdict((s['over_ideal'] or 99) <= TARGETS['over_ideal'] and not s['duplicates'])} <= 1.5x,"
+                " zero duplicates]"
+            )
+            say("")
+    say(f"total wall time {time.perf_counter() - wall:.0f} s")
+    if args.markdown:
+        args.markdown.write_text("```\n" + "\n".join(lines) + "\n```\n", encoding="utf-8")
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
