@@ -96,7 +96,8 @@ def map_order(store: StoreContext, raw: RawOrder) -> Order:  # type: ignore[empt
     """Map one validated raw payload to a canonical :class:`Order`.
 
     Called during sync for each raw payload that passed the plugin's raw
-    schema. The order's ``status`` may be a provisional value: the host
+    schema. Return the :class:`Order` (``store`` = the store's name,
+    ``order_key`` = ``raw.order_key``). Its ``status`` may be a provisional value: the host
     replaces it with the result of :func:`map_status`. Raise
     :class:`~connector_core.errors.MappingError` (with the JSON path where
     useful) for a payload that cannot be mapped, e.g. one with no usable
@@ -155,9 +156,10 @@ def accept_order(store: StoreContext, order: Order) -> StatusChange:  # type: ig
 
 @hookspec(firstresult=True)
 def cancel_order(store: StoreContext, order: Order, reason: str | None) -> StatusChange:  # type: ignore[empty-body]
-    """Cancel an order on the marketplace (``connector-host orders cancel``).
+    """Cancel an order on the marketplace.
 
-    Return the new marketplace status, or raise
+    Called by ``connector-host orders cancel KEY [--reason TEXT]``; ``reason``
+    is the user's text or ``None``. Return the new marketplace status, or raise
     :class:`~connector_core.errors.TransitionError` when cancelling is not
     allowed from the order's status (e.g. already shipped).
     """
