@@ -277,6 +277,8 @@ def build_app(state: SandboxState) -> ASGIApp:
         index = book.index_of(oid)
         if index is None or book.site(index) != site:
             return error_response(E_NO_ORDER, f"Order {oid} not found on spartoo.{site}")
+        with book._lock:
+            book.update_requests[index] += 1
         if "xml" in fields and "statut" not in fields:
             return error_response(E_XML_UNSUPPORTED, "Multi-parcel xml updates are not implemented by the sandbox")
         raw = fields.get("statut", "").strip()
@@ -290,7 +292,6 @@ def build_app(state: SandboxState) -> ASGIApp:
         if new == 3 and not tracking:
             return error_response(E_NO_TRACKING, "tracking_number required with statut 3")
         with book._lock:
-            book.update_requests[index] += 1
             current = book.status[index]
             if current == new and (new != 3 or book.tracking.get(index) == tracking):
                 changed = False

@@ -805,7 +805,7 @@ class OrderBook:
             )
 
         def local_cents(eur_cents: int) -> int:
-            if site.rate == 1.0:
+            if site.rate == 1.0 or eur_cents == 0:
                 return eur_cents
             value = round(eur_cents * site.rate)
             return round(value, -2) - 1 if site.currency == "SEK" else value  # SEK prices end in .99
