@@ -114,7 +114,8 @@ def test_every_hookspec_is_named_in_a_test() -> None:
     """Each hookspec name appears in at least one test file (besides this meta-test)."""
     here = Path(__file__)
     texts = [p.read_text(encoding="utf-8") for p in here.parents[1].rglob("test_*.py") if p != here]
-    texts += [(here.parent / "bazaar_plugin.py").read_text(encoding="utf-8")]
+    own = here.read_text(encoding="utf-8")
+    texts.append(own.replace(inspect.getsource(test_every_hookspec_is_named_in_a_test), ""))
     missing = [name for name in HOOKS if not any(name in text for text in texts)]
     assert missing == []
 
