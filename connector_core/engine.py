@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
 
+from connector_core import catalogue, host_settings, notify
 from connector_core.errors import (
     ConnectorError,
     MarketplaceError,
@@ -103,6 +105,7 @@ class Engine:
         self.host = host
         self.book = book
         self.max_push_attempts = max_push_attempts
+        self._host_settings: dict[tuple[str, str], host_settings.HostSettings] = {}
 
     # -- context -------------------------------------------------------------
 
@@ -131,6 +134,8 @@ class Engine:
 
     def _sync(self, store: StoreContext, progress: Progress | None) -> SyncReport:
         self.host.connect(store)
+        if self.host_settings(store).products.import_marketplace_catalogue:
+            self._refresh_catalogue(store)
         since = self.book.get_cursor(store.name)
         raw_schema = (
             self.host.raw_schema_name(store.marketplace)
@@ -185,6 +190,7 @@ class Engine:
             order = attrs.evolve(order, store=store.name)
         status = self.host.map_status(store, order.marketplace_status.code)
         order = attrs.evolve(order, status=status)
+        order = self.enrich(store, order)
         try:
             self.host.schemas.validate(CANONICAL_ORDER, to_json(order), store=store.name, order_key=order.order_key)
         except ValidationError as err:
@@ -249,6 +255,7 @@ class Engine:
         try:
             for entry in entries:
                 outcomes.append(self._push_one(store, entry.id, entry.order_key, entry.shipment))
+            self.deliver_notifications(store)
         finally:
             store.http.close()
         return PushReport(
@@ -283,7 +290,72 @@ class Engine:
         self.book.mark_pushed(outbox_id, result)
         if order.status is not OrderStatus.SHIPPED:
             self.book.update_order_status(store.name, order_key, OrderStatus.SHIPPED)
+        self._queue_notification(store, outbox_id, order, shipment)
         return PushOutcome(outbox_id, order_key, "pushed", result=result)
+
+    # -- host settings, catalogue, notifications -------------------------------
+
+    def host_settings(self, store: StoreContext) -> host_settings.HostSettings:
+        """The store's host-side settings, validated once per settings document."""
+        key = (store.name, json.dumps(store.store_settings, sort_keys=True, default=str))
+        loaded = self._host_settings.get(key)
+        if loaded is None:
+            loaded = host_settings.load(store.store_settings, store=store.name)
+            self._host_settings[key] = loaded
+        return loaded
+
+    def enrich(self, store: StoreContext, order: Order) -> Order:
+        """Fill the order's items from the host catalogue when the store's product settings say so."""
+        products = self.host_settings(store).products
+        skus = [i.sku for i in order.items if i.sku]
+        if not products.use_catalogue or not skus:
+            return order
+        return catalogue.enrich(order, catalogue.lookup_for(self.book.conn, skus), products)
+
+    def import_catalogue(self, store_name: str) -> catalogue.ImportReport | None:
+        """Import the store's marketplace catalogue (``fetch_catalogue``); ``None`` if it has none."""
+        store = self.store_context(store_name)
+        try:
+            entries = self.host.fetch_catalogue(store)
+            if entries is None:
+                return None
+            return catalogue.upsert_entries(self.book.conn, entries, source=f"store:{store.name}")
+        finally:
+            store.http.close()
+
+    def _refresh_catalogue(self, store: StoreContext) -> None:
+        try:
+            entries = self.host.fetch_catalogue(store)
+            if entries is not None:
+                catalogue.upsert_entries(self.book.conn, entries, source=f"store:{store.name}")
+        except ConnectorError as err:  # a catalogue refresh never stops the order import
+            log.warning("%s: catalogue refresh failed: %s", store.name, err)
+
+    def mail_outbox(self) -> Path:
+        """Default folder of ``.eml`` files for stores without SMTP: next to the order book."""
+        return self.book.path.parent / "mail-outbox"
+
+    def _queue_notification(self, store: StoreContext, outbox_id: int, order: Order, shipment: Shipment) -> None:
+        try:
+            notify.queue_for_shipment(
+                self.book.conn,
+                store=store.name,
+                outbox_id=outbox_id,
+                order=order,
+                shipment=shipment,
+                settings=self.host_settings(store),
+            )
+        except Exception as exc:  # the push stands whatever happens to the e-mail
+            log.warning("%s: could not queue the e-mail of shipment %d: %s", store.name, outbox_id, redact(str(exc)))
+
+    def deliver_notifications(self, store: StoreContext) -> notify.DeliveryReport:
+        """Send the store's due customer e-mails; failures are recorded on each row, never raised."""
+        try:
+            sender = notify.sender_for_settings(self.host_settings(store), self.mail_outbox())
+            return notify.deliver_pending(self.book.conn, sender, store=store.name)
+        except Exception as exc:
+            log.warning("%s: e-mail delivery failed: %s", store.name, redact(str(exc)))
+            return notify.DeliveryReport()
 
 
 def _reject(raw: RawOrder, stage: str, reason: str, path: str | None) -> Reject:
