@@ -37,14 +37,9 @@ from connector_core.store_context import StoreContext
 from connector_spartoo import __version__
 from connector_spartoo.client import SpartooClient
 from connector_spartoo.mapping import DEFAULT_STATUS_MAP, STATUS_NAMES, map_order_document
+from connector_spartoo.sandbox.hooks import register_commands, sandbox_factory  # noqa: F401  (decision 7)
 from connector_spartoo.schemas import load_schema
 from connector_spartoo.settings import SpartooSettings, settings_schema
-
-try:  # decision 7: one entry point registers the sandbox hooks too
-    from connector_spartoo.sandbox.hooks import register_commands, sandbox_factory  # noqa: F401
-except ModuleNotFoundError as exc:  # pragma: no cover - only while the sandbox package is absent
-    if exc.name not in ("connector_spartoo.sandbox", "connector_spartoo.sandbox.hooks"):
-        raise
 
 #: How far before the cursor each export starts again.
 SAFETY_OVERLAP = timedelta(minutes=10)
