@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from connector_core import __version__
+from connector_core import __version__, host_settings
 from connector_core.engine import Engine, PushReport, SyncReport
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.models import CANONICAL_STATUSES, Order, Shipment, to_json
@@ -405,7 +405,7 @@ def add_store_commands(group: click.Group) -> None:
             "marketplace": record.marketplace,
             "settings": masked_settings(info.settings_schema, record.settings),
             "status_map": record.status_map,
-            "store_settings": record.store_settings,
+            "store_settings": host_settings.masked(record.store_settings),
             "cursor": app.book.get_cursor(name),
             "orders": app.book.count_orders(name),
             "created_at": record.created_at,
@@ -929,6 +929,10 @@ for _add in (
     add_contract_command,
 ):
     _add(cli)
+
+from connector_core.cli_settings import add_settings_commands  # noqa: E402 (it uses the helpers above)
+
+add_settings_commands(cli)
 
 
 _registered: weakref.WeakSet[Any] = weakref.WeakSet()
