@@ -252,6 +252,22 @@ def test_accept_ship_and_idempotent_reship(sandbox: SpartooSandbox, client: http
     assert row["update_requests"] == 7
 
 
+def test_repeated_exports_show_the_current_status(sandbox: SpartooSandbox, client: httpx.Client) -> None:
+    """An order exported, then shipped, is exported again with its new status and tracking number."""
+    key = _key_with_status(sandbox, "2")
+    site, _, oid = key.partition(":")
+    first = export(client, sandbox, site, oID=oid)
+    assert first.findtext("orders/order/orders_status_id") == "2"
+    assert update(client, sandbox, key, "3", tracking_number="6A123")[0] == 1
+    second = export(client, sandbox, site, oID=oid)
+    assert second.findtext("orders/order/orders_status_id") == "3"
+    assert second.findtext("orders/order/last_modified") > first.findtext("orders/order/last_modified")
+    assert (
+        sandbox.book.order_bytes(sandbox.book.index_of(oid))
+        == sandbox.book.order_xml(sandbox.book.index_of(oid)).encode()
+    )
+
+
 def test_refused_transitions(sandbox: SpartooSandbox, client: httpx.Client) -> None:
     """Shipped orders cannot be cancelled, 41 is final, 45/47 cannot be set, 2 only from 11."""
     shipped = _key_with_status(sandbox, "3")

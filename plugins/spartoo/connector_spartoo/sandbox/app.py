@@ -258,14 +258,17 @@ def build_app(state: SandboxState) -> ASGIApp:
 
         async def body() -> AsyncIterator[bytes]:
             yield f"{XML_HEAD}<root>{statut_xml(1, 'OK')}<orders>".encode()
-            chunk: list[str] = []
+            chunk: list[bytes] = []
             for pos, index in enumerate(indices):
-                chunk.append(book.order_xml(index, malformed=pos == bad))
+                if pos == bad:
+                    chunk.append(book.order_xml(index, malformed=True).encode())
+                else:
+                    chunk.append(book.order_bytes(index))
                 if len(chunk) >= ORDERS_PER_CHUNK:
-                    yield "".join(chunk).encode()
+                    yield b"".join(chunk)
                     chunk = []
-            chunk.append("</orders></root>")
-            yield "".join(chunk).encode()
+            chunk.append(b"</orders></root>")
+            yield b"".join(chunk)
 
         return StreamingResponse(body(), media_type=XML_TYPE)
 

@@ -16,6 +16,7 @@ and ``xml_export_products`` documents (see ``SPARTOO_API.md``).
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import threading
@@ -569,6 +570,7 @@ class OrderBook:
         anchor: int | None = None,
         history_days: float = 30.0,
         catalogue_size: int = 240,
+        xml_cache: int = 4096,
     ) -> None:
         self.seed = seed
         self.sites = tuple(sites or SITES)
@@ -592,6 +594,7 @@ class OrderBook:
         self.update_requests = array("i")
         self.tracking: dict[int, str] = {}
         self._grow(count, initial=True)
+        self._cached_bytes = functools.lru_cache(maxsize=xml_cache)(self._bytes_uncached)
 
     # ---- identity
 
@@ -681,12 +684,17 @@ class OrderBook:
 
     # ---- content
 
+    def _state(self, index: int) -> tuple[int, int, int, str | None]:
+        with self._lock:
+            return self.status[index], self.purchased[index], self.modified[index], self.tracking.get(index)
+
     def order(self, index: int, language: str | None = None) -> dict[str, Any]:
         """Order ``index`` as a nested dict whose keys are Spartoo's tag names (values are strings)."""
-        with self._lock:
-            status = self.status[index]
-            purchased, modified = self.purchased[index], self.modified[index]
-            tracking = self.tracking.get(index)
+        return self._order(index, *self._state(index), language)
+
+    def _order(
+        self, index: int, status: int, purchased: int, modified: int, tracking: str | None, language: str | None
+    ) -> dict[str, Any]:
         site = SITES[self.site(index)]
         lang = language or site.language
         rng = random.Random(_splitmix((self.seed << 32) ^ index ^ 0x0DE5))
@@ -871,6 +879,18 @@ class OrderBook:
             data["order_total"] = "N/A"
             data["products"]["product"][0]["products_qty"] = "deux"
         return "<order>" + _render(data) + "</order>"
+
+    def order_bytes(self, index: int) -> bytes:
+        """``order_xml(index)`` encoded as UTF-8, from a small cache keyed by the order's current state.
+
+        Repeated exports of the same orders (many stores polling one
+        sandbox) are then cheap; a changed order gets a new cache key.
+        """
+        return self._cached_bytes(index, *self._state(index))
+
+    def _bytes_uncached(self, index: int, status: int, purchased: int, modified: int, tracking: str | None) -> bytes:
+        data = self._order(index, status, purchased, modified, tracking, None)
+        return ("<order>" + _render(data) + "</order>").encode()
 
 
 _ITEM_COUNT_TABLE = _cumulative(((1, 15), (2, 20), (3, 30), (4, 20), (5, 15)))
