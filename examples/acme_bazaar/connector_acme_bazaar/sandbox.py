@@ -55,6 +55,7 @@ class AcmeSandbox:
                 Route("/api/v1/orders/{id}/accept", self._accept, methods=["POST"]),
                 Route("/api/v1/orders/{id}/cancel", self._cancel, methods=["POST"]),
                 Route("/api/v1/orders/{id}/shipment", self._ship, methods=["PUT"]),
+                Route("/api/v1/orders/{id}/parcels", self._ship, methods=["POST"]),
             ]
         )
         self.add_orders(orders)
@@ -193,7 +194,8 @@ class AcmeSandbox:
             order = self._orders.get(request.path_params["id"])
             if order is None:
                 return JSONResponse({"error": "not_found", "message": "no such order"}, status_code=404)
-            if order["status"] == "shipped" and order["tracking_number"] == tracking:
+            parcel = request.method == "POST"  # POST .../parcels adds a parcel every time: not idempotent
+            if not parcel and order["status"] == "shipped" and order["tracking_number"] == tracking:
                 return JSONResponse({"status": "shipped", "changed": False})
             if order["status"] not in ("accepted", "shipped") or not tracking:
                 message = f"order {order['id']} is {order['status']}: accept it before shipping, with a tracking number"
