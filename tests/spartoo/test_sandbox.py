@@ -351,14 +351,20 @@ def test_injected_malformed_order(sandbox: SpartooSandbox, client: httpx.Client)
 
 
 def test_fault_rates_are_validated(sandbox: SpartooSandbox, client: httpx.Client) -> None:
-    """Rates outside [0, 1], negative latency and unknown faults are refused, in Python and over HTTP."""
+    """Bad fault values are refused (Python and HTTP); set_faults sets exactly what it is given, () clears all."""
     for bad in ({"error_rate": 1.5}, {"drop_rate": -0.1}, {"latency": -1}, {"typo_rate": 0.5}):
         with pytest.raises(ValueError):
             sandbox.set_faults(**bad)
     response = client.post(f"{sandbox.url}/_admin/faults", json={"malformed_rate": 2})
     assert response.status_code == 400 and "between 0 and 1" in response.json()["error"]
-    response = client.post(f"{sandbox.url}/_admin/faults", json={"malformed_rate": 0.25})
+    response = client.post(f"{sandbox.url}/_admin/faults", json={"malformed_rate": 0.25, "latency": 3})
     assert response.json()["malformed_rate"] == 0.25
+    sandbox.set_faults(drop_rate=0.5)
+    assert client.get(f"{sandbox.url}/_admin/faults").json() == {
+        "error_rate": 0.0, "drop_rate": 0.5, "malformed_rate": 0.0, "quota_rate": 0.0, "latency": 0.0,
+    }  # fmt: skip
+    sandbox.set_faults()
+    assert set(client.get(f"{sandbox.url}/_admin/faults").json().values()) == {0.0}
 
 
 # --------------------------------------------------------------------------- admin API and protocol

@@ -11,6 +11,7 @@ the overlap costs nothing but bandwidth). A site never synced looks back
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,8 +92,20 @@ CAPABILITIES: tuple[Capability, ...] = (
 )
 
 
+_PARSED: dict[int, tuple[dict[str, Any], dict[str, Any], SpartooSettings]] = {}
+
+
 def _settings(store: StoreContext) -> SpartooSettings:
-    return SpartooSettings.from_dict(store.settings)
+    # Parsed once per settings dict (map_order and should_auto_accept run for every order): the cache
+    # holds the dict itself (so its id cannot be reused) and a deep copy to notice in-place changes.
+    hit = _PARSED.get(id(store.settings))
+    if hit is not None and hit[0] is store.settings and hit[1] == store.settings:
+        return hit[2]
+    parsed = SpartooSettings.from_dict(store.settings)
+    if len(_PARSED) >= 1024:
+        _PARSED.clear()
+    _PARSED[id(store.settings)] = (store.settings, copy.deepcopy(store.settings), parsed)
+    return parsed
 
 
 def _client(store: StoreContext) -> SpartooClient:

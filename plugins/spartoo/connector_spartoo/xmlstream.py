@@ -150,18 +150,22 @@ def _local(tag: Any) -> str | None:
 
 def element_to_json(elem: etree._Element, path: str = "$") -> Any:
     """The JSON form of ``elem`` (see the module docstring)."""
-    children = [c for c in elem if _local(c.tag) is not None]
+    # Hot path (every element of every order): no per-element path strings, no helper calls for
+    # plain tags; the path is only built for the error message.
+    children = [c for c in elem if type(c.tag) is str]
     if not children:
-        text = (elem.text or "").strip()
-        return text or None
-    if (elem.text or "").strip() or any((c.tail or "").strip() for c in children):
+        text = elem.text
+        return (text.strip() or None) if text else None
+    text = elem.text
+    if (text and not text.isspace()) or any(c.tail and not c.tail.isspace() for c in children):
         raise UnusableElement(f"{path} mixes text with elements")
     out: dict[str, Any] = {}
     repeated: set[str] = set()
     for child in children:
-        tag = _local(child.tag)
-        assert tag is not None
-        value = element_to_json(child, f"{path}.{tag}")
+        tag: str = child.tag
+        if "}" in tag:
+            tag = tag.rsplit("}", 1)[1]
+        value = element_to_json(child, f"{path}.{tag}") if len(child) else _leaf(child)
         if tag in LIST_TAGS:
             out.setdefault(tag, []).append(value)
         elif tag in out:
@@ -172,6 +176,11 @@ def element_to_json(elem: etree._Element, path: str = "$") -> Any:
         else:
             out[tag] = value
     return out
+
+
+def _leaf(elem: etree._Element) -> str | None:
+    text = elem.text
+    return (text.strip() or None) if text else None
 
 
 class OrderStream:

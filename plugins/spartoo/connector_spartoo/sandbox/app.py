@@ -108,10 +108,13 @@ class SandboxState:
         self.malformed_orders: list[str] = []
 
     def set_faults(self, **rates: float) -> dict[str, float]:
-        """Validate and set fault rates (only the ones given); return all of them."""
+        """Make the faults exactly ``rates`` (any not given go back to 0; no argument clears them all).
+
+        Validated first, so a bad value changes nothing. Returns the new settings.
+        """
         checked = validate_faults(rates)
         with self._lock:
-            self.faults.update(checked)
+            self.faults = dict.fromkeys((*FAULT_RATES, "latency"), 0.0) | checked
             return dict(self.faults)
 
     def roll(self, kind: str) -> bool:

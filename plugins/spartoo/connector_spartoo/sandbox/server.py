@@ -145,7 +145,8 @@ class SpartooSandbox:
         return self.book.order(index)
 
     def set_faults(self, **rates: float) -> None:
-        """Set fault rates ``error_rate``, ``drop_rate``, ``malformed_rate``, ``quota_rate`` and ``latency`` (ms)."""
+        """Make the faults exactly ``rates``: ``error_rate``, ``drop_rate``, ``malformed_rate``, ``quota_rate``
+        (shares in [0, 1]) and ``latency`` (ms); those not given go back to 0, so ``set_faults()`` clears them."""
         self.state.set_faults(**rates)
 
     def counters(self) -> dict[str, Any]:
