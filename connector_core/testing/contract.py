@@ -662,6 +662,7 @@ ORDER_FEATURES: dict[str, Callable[[Order], Any]] = {
 }
 ALIASES = {
     "email": "customer_email",
+    "customer_e_mail": "customer_email",
     "phone": "customer_phone",
     "shipping_service": "requested_shipping_service",
     "coupons": "discounts",
@@ -685,6 +686,8 @@ ALIASES = {
 def feature_key(name: str) -> str:
     """A capability's feature name in the kit's vocabulary (snake_case, common aliases folded)."""
     key = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if key.startswith("shipment_") and key.removeprefix("shipment_") in SHIPMENT_FIELDS:
+        key = key.removeprefix("shipment_")
     return ALIASES.get(key, key)
 
 
