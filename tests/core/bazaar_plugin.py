@@ -8,7 +8,7 @@ shipment and status change it is sent, so tests can check what reached the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,6 +107,7 @@ class Bazaar:
         self.refuse_push = False
         self.fail_after_pages: int | None = None  # raise TransientError after this many pages
         self.broken_payloads: list[str] = []  # undecodable documents served as RawReject
+        self.on_fetch: Callable[[], None] | None = None  # called when fetch_orders starts
 
     @hookimpl
     def marketplace_info(self) -> MarketplaceInfo:
@@ -135,6 +136,8 @@ class Bazaar:
     @hookimpl
     def fetch_orders(self, store: StoreContext, since: Any) -> Iterator[FetchPage]:
         self.calls.append(("fetch_orders", store.name))
+        if self.on_fetch is not None:
+            self.on_fetch()
         start = since["seq"] if since else 0
         pending = sorted((o for o in self.orders if o["seq"] > start), key=lambda o: o["seq"])
         size = int(store.settings.get("page_size", self.page_size))
