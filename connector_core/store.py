@@ -31,6 +31,7 @@ import attrs
 
 from connector_core.catalogue import CATALOGUE_DDL
 from connector_core.errors import StoreError
+from connector_core.leases import DEFAULT_TTL, LEASES_DDL, Lease, acquire
 from connector_core.models import (
     MarketplaceStatus,
     Order,
@@ -123,6 +124,8 @@ MIGRATIONS: list[str] = [
     CATALOGUE_DDL,
     # v3: customer notifications (shipment confirmations)
     NOTIFICATIONS_DDL,
+    # v4: per-store leases (one host process at a time syncs or pushes a store)
+    LEASES_DDL,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 
@@ -252,6 +255,7 @@ class OrderBook:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self.busy_timeout_ms = busy_timeout_ms
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
@@ -313,6 +317,16 @@ class OrderBook:
         except sqlite3.Error as exc:
             self.conn.execute("ROLLBACK")
             raise StoreError(f"could not commit to the order book: {exc}") from None
+
+    def lease(self, store: str, *, purpose: str, ttl: float = DEFAULT_TTL, wait: float = 0.0) -> Lease:
+        """Take the store's lease (see :mod:`connector_core.leases`); use it as a context manager.
+
+        Waits up to ``wait`` seconds for another process's lease, then raises
+        :class:`~connector_core.leases.LeaseBusyError`.
+        """
+        return acquire(
+            self.conn, self.path, store, purpose=purpose, ttl=ttl, wait=wait, timeout_ms=self.busy_timeout_ms
+        )
 
     # -- stores --------------------------------------------------------------
 
@@ -436,12 +450,18 @@ class OrderBook:
             updates: list[tuple[Any, ...]] = []
             changed: list[Order] = []
             unchanged = 0
+            item_rows: list[tuple[Any, ...]] = []
             for key, order in latest.items():
-                digest = order_hash(order)
+                data = to_json(order)  # once per order: the hash, both columns and the items come from it
+                digest = hashlib.sha256(_dumps(data).encode()).hexdigest()  # == order_hash(order)
                 if existing.get(key) == digest:
                     unchanged += 1
                     continue
-                canonical, raw = _split(order)
+                raw_data = data.pop("raw", {})
+                canonical, raw = _dumps(data), _dumps(raw_data)
+                item_rows.extend(
+                    (store, key, item["line_key"], item["sku"], item["quantity"], _dumps(item)) for item in data["items"]
+                )
                 columns = (
                     order.order_number,
                     order.status.value,
@@ -475,11 +495,7 @@ class OrderBook:
             )
             c.executemany(
                 "INSERT INTO order_items (store, order_key, line_key, sku, quantity, data) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (store, o.order_key, item.line_key, item.sku, item.quantity, _dumps(to_json(item)))
-                    for o in changed
-                    for item in o.items
-                ],
+                item_rows,
             )
             _insert_rejects(c, store, rejects, stamp)
             if cursor is not None:
