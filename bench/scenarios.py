@@ -73,8 +73,8 @@ def serve_sandbox(orders: int, latency_ms: float, partners: int, seed: int, site
     partner_ids = [f"{0xB0000000 + i:016X}" for i in range(partners)]
     options: dict[str, Any] = {"latency": latency_ms} if latency_ms else {}
     with SpartooSandbox(
-        orders=orders, seed=seed, sites=list(sites), partner_ids=partner_ids, anchor=1_717_200_000,
-        history_days=30.0, **options,
+        orders=orders, seed=seed, sites=list(sites), partner_ids=partner_ids,
+        history_days=20.0, **options,
     ) as sandbox:  # fmt: skip
         print(SANDBOX_PREFIX + json.dumps({"url": sandbox.url, "partner_ids": partner_ids}), flush=True)
         sys.stdin.read()

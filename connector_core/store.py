@@ -460,7 +460,8 @@ class OrderBook:
                 raw_data = data.pop("raw", {})
                 canonical, raw = _dumps(data), _dumps(raw_data)
                 item_rows.extend(
-                    (store, key, item["line_key"], item["sku"], item["quantity"], _dumps(item)) for item in data["items"]
+                    (store, key, item["line_key"], item["sku"], item["quantity"], _dumps(item))
+                    for item in data["items"]
                 )
                 columns = (
                     order.order_number,
