@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import cattrs
@@ -77,7 +77,12 @@ class Weight:
     value: Decimal = attrs.field(converter=_dec)
     unit: str = attrs.field(default="g", validator=attrs.validators.in_(("g", "kg", "oz", "lb")))
 
-    _GRAMS = {"g": Decimal(1), "kg": Decimal(1000), "oz": Decimal("28.349523125"), "lb": Decimal("453.59237")}
+    _GRAMS: ClassVar[dict[str, Decimal]] = {
+        "g": Decimal(1),
+        "kg": Decimal(1000),
+        "oz": Decimal("28.349523125"),
+        "lb": Decimal("453.59237"),
+    }
 
     def grams(self) -> Decimal:
         """This weight in grams."""
@@ -380,9 +385,7 @@ converter.register_structure_hook(Decimal, lambda v, _: _dec(v))
 converter.register_unstructure_hook(datetime, lambda d: _utc(d).isoformat().replace("+00:00", "Z"))
 converter.register_structure_hook(datetime, lambda v, _: _utc(datetime.fromisoformat(v)))
 converter.register_unstructure_hook(dict, lambda d: d)  # raw payloads pass through untouched
-converter.register_unstructure_hook_func(
-    lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value
-)
+converter.register_unstructure_hook_func(lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value)
 
 
 def to_json(value: Any) -> dict[str, Any]:

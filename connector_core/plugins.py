@@ -182,12 +182,15 @@ class PluginHost:
         self._require(store.marketplace, "fetch_orders", pages)
         for page in pages:
             if not isinstance(page, FetchPage):
-                raise PluginError(f"the {store.marketplace} plugin's fetch_orders yielded {type(page).__name__}, not FetchPage")
+                raise PluginError(
+                    f"the {store.marketplace} plugin's fetch_orders yielded {type(page).__name__}, not FetchPage"
+                )
             yield page
 
     def map_order(self, store: StoreContext, raw: RawOrder) -> Order:
         """Call ``map_order`` on the store's plugin."""
-        return self._require(store.marketplace, "map_order", self._call(store.marketplace, "map_order", store=store, raw=raw))  # type: ignore[no-any-return]
+        result = self._call(store.marketplace, "map_order", store=store, raw=raw)
+        return self._require(store.marketplace, "map_order", result)  # type: ignore[no-any-return]
 
     def map_status(self, store: StoreContext, marketplace_status: str) -> OrderStatus:
         """Canonical status of a marketplace code: the store's custom map first, then the plugin."""
@@ -198,7 +201,9 @@ class PluginHost:
         if result is None:
             return OrderStatus.ON_HOLD
         if str(result) not in CANONICAL_STATUSES:
-            raise PluginError(f"the {store.marketplace} plugin mapped {marketplace_status!r} to unknown status {result!r}")
+            raise PluginError(
+                f"the {store.marketplace} plugin mapped {marketplace_status!r} to unknown status {result!r}"
+            )
         return OrderStatus(result)
 
     def push_shipment(self, store: StoreContext, order: Order, shipment: Shipment) -> PushResult:
@@ -215,7 +220,8 @@ class PluginHost:
 
     def accept_order(self, store: StoreContext, order: Order) -> StatusChange:
         """Call ``accept_order`` on the store's plugin."""
-        return self._require(store.marketplace, "accept_order", self._call(store.marketplace, "accept_order", store=store, order=order))  # type: ignore[no-any-return]
+        result = self._call(store.marketplace, "accept_order", store=store, order=order)
+        return self._require(store.marketplace, "accept_order", result)  # type: ignore[no-any-return]
 
     def cancel_order(self, store: StoreContext, order: Order, reason: str | None = None) -> StatusChange:
         """Call ``cancel_order`` on the store's plugin."""

@@ -94,7 +94,7 @@ class RedactingFilter(logging.Filter):
 def install_log_redaction(loggers: Iterable[logging.Logger] | None = None) -> None:
     """Attach :class:`RedactingFilter` to the root handlers and the given loggers."""
     flt = RedactingFilter()
-    targets = list(loggers or []) + [logging.getLogger()]
+    targets = [*(loggers or []), logging.getLogger()]
     for logger in targets:
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(flt)
