@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 
 from connector_core.catalogue import CATALOGUE_DDL
 from connector_core.errors import StoreError
@@ -145,7 +146,12 @@ def now_iso() -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # orjson writes the same compact, key-sorted UTF-8 JSON as the json call below, about ten times
+    # faster (it is most of the cost of storing an order); json takes what orjson refuses (big ints).
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def order_hash(order: Order) -> str:
