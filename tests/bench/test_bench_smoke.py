@@ -1,0 +1,63 @@
+"""The benchmark scripts still run: their building blocks on a few hundred orders (no timing asserted)."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(autouse=True)
+def bench_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench scripts import each other as top-level modules, as ``bench/run.py`` does."""
+    monkeypatch.syspath_prepend(str(BENCH))
+
+
+def test_floor_stores_one_raw_row_per_order(tmp_path: Path) -> None:
+    """The floor parses a sandbox export and stores exactly one row per order, keyed by orders_id."""
+    from common import spartoo_document, spartoo_order_book
+    from floor import run_floor
+
+    document = spartoo_document(300)
+    chunks = [document[i : i + 4096] for i in range(0, len(document), 4096)]
+    result = run_floor([chunks], tmp_path / "floor.sqlite3")
+    assert (result.orders, result.bytes) == (300, len(document))
+    with sqlite3.connect(tmp_path / "floor.sqlite3") as conn:
+        ids = {row[0] for row in conn.execute("SELECT orders_id FROM raw_orders")}
+    conn.close()
+    book = spartoo_order_book(300)
+    assert ids == {book.orders_id(i) for i in range(300)}
+
+
+def test_validation_benchmark_reports_every_schema() -> None:
+    """The validation benchmark times raw and canonical orders and names the backend it measured."""
+    import validation
+
+    raws, canonical = validation.spartoo_records(200)
+    assert len(raws) == 200 and 150 <= len(canonical) <= 200
+    reg = validation.registry_with_spartoo()
+    result = validation.bench_schema(reg, "spartoo/raw", raws[:50], quick=True)
+    assert result["records"] == 50
+    assert result["backend"] == reg.backend_for("spartoo/raw")
+    assert result["engine_us"] > 0 and result["reused_jsonschema_us"] > 0
+    assert "spartoo/raw" in validation.report([result])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the suite reads peak RSS from /proc")
+def test_import_and_floor_children_agree_on_the_same_sandbox(tmp_path: Path) -> None:
+    """The import and floor children, against one sandbox process, see the same orders."""
+    from common import run_child
+    from scenarios import sandbox_process
+
+    with sandbox_process(orders=300) as sandbox:
+        common = ["--url", sandbox["url"], "--partner", sandbox["partner_ids"][0]]
+        floor = run_child("floor", *common, "--db", str(tmp_path / "floor.sqlite3"), timeout=300)
+        pipeline = run_child("import", *common, "--db", str(tmp_path / "import.sqlite3"), timeout=300)
+    assert floor["orders"] == floor["http_orders"] == 300
+    assert pipeline["fetched"] == 300
+    assert pipeline["stored"] + pipeline["rejected"] == 300
+    assert pipeline["peak_rss_mb"] > 0 and floor["peak_rss_mb"] > 0
