@@ -10,6 +10,11 @@ goes on without it.
 ``push`` drains the store's outbox through ``push_shipment``: a transient
 failure leaves the shipment pending for the next push, a permanent refusal
 marks it failed with the marketplace's reason.
+
+Both run under the store's lease (:mod:`connector_core.leases`), so two host
+processes on one order book never sync or push the same store at once; the
+outbox is read only once the lease is held. Every store's HTTP client follows
+the engine's :class:`~connector_core.http.HttpPolicy`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from connector_core.errors import (
     TransientError,
     ValidationError,
 )
+from connector_core.http import HttpPolicy, RetryingClient
+from connector_core.leases import Lease
 from connector_core.models import (
     FetchPage,
     Order,
@@ -101,10 +108,22 @@ Progress = Callable[[SyncReport], None]
 class Engine:
     """Runs sync and push for the stores of one order book."""
 
-    def __init__(self, host: PluginHost, book: OrderBook, *, max_push_attempts: int = 10) -> None:
+    def __init__(
+        self,
+        host: PluginHost,
+        book: OrderBook,
+        *,
+        max_push_attempts: int = 10,
+        http_policy: HttpPolicy | None = None,
+        lease_wait: float = 60.0,
+        lease_ttl: float = 60.0,
+    ) -> None:
         self.host = host
         self.book = book
         self.max_push_attempts = max_push_attempts
+        self.http_policy = http_policy or HttpPolicy.from_environ()
+        self.lease_wait = lease_wait
+        self.lease_ttl = lease_ttl
         self._host_settings: dict[tuple[str, str], host_settings.HostSettings] = {}
 
     # -- context -------------------------------------------------------------
@@ -120,6 +139,7 @@ class Engine:
             settings=dict(record.settings),
             status_map=dict(record.status_map),
             store_settings=dict(record.store_settings),
+            http=RetryingClient(self.http_policy),
         )
 
     # -- sync ----------------------------------------------------------------
@@ -128,11 +148,12 @@ class Engine:
         """Import the store's new and changed orders; see the module docstring."""
         store = self.store_context(store_name)
         try:
-            return self._sync(store, progress)
+            with self.book.lease(store_name, purpose="sync", ttl=self.lease_ttl, wait=self.lease_wait) as lease:
+                return self._sync(store, progress, lease)
         finally:
             store.http.close()
 
-    def _sync(self, store: StoreContext, progress: Progress | None) -> SyncReport:
+    def _sync(self, store: StoreContext, progress: Progress | None, lease: Lease) -> SyncReport:
         self.host.connect(store)
         if self.host_settings(store).products.import_marketplace_catalogue:
             self._refresh_catalogue(store)
@@ -145,6 +166,7 @@ class Engine:
         report = SyncReport(store=store.name, cursor=since)
         for page in self.host.fetch_orders(store, since=since):
             orders, rejects = self._map_page(store, page, raw_schema)
+            lease.check()
             stats = self.book.save_page(store.name, orders, rejects, page.cursor)
             accepted, accept_errors = self._auto_accept(store, orders)
             report = _add(report, page, stats, accepted, accept_errors)
@@ -247,15 +269,17 @@ class Engine:
 
     def push(self, store_name: str) -> PushReport:
         """Push every pending shipment of the store; see the module docstring."""
-        entries = self.book.pending_shipments(store_name)
-        if not entries:
+        if not self.book.pending_shipments(store_name):
             return PushReport(store=store_name)
         store = self.store_context(store_name)
         outcomes: list[PushOutcome] = []
         try:
-            for entry in entries:
-                outcomes.append(self._push_one(store, entry.id, entry.order_key, entry.shipment))
-            self.deliver_notifications(store)
+            with self.book.lease(store_name, purpose="push", ttl=self.lease_ttl, wait=self.lease_wait) as lease:
+                # read again under the lease: another process may have pushed them meanwhile
+                for entry in self.book.pending_shipments(store_name):
+                    lease.check()
+                    outcomes.append(self._push_one(store, entry.id, entry.order_key, entry.shipment))
+                self.deliver_notifications(store)
         finally:
             store.http.close()
         return PushReport(

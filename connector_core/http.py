@@ -13,8 +13,11 @@ each retry is logged (without the form data, which may hold secrets).
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +30,9 @@ import httpx
 from connector_core.errors import ConfigError, QuotaError, TransientError
 
 log = logging.getLogger("connector_core.http")
+
+POLICY_ENV = "CONNECTOR_HOST_HTTP_POLICY"
+"""Environment variable: a JSON object overriding :class:`HttpPolicy` fields, e.g. ``{"max_total_wait": 10}``."""
 
 Check = Callable[[httpx.Response], None]
 
@@ -42,6 +48,25 @@ class HttpPolicy:
     backoff_max: float = 30.0
     max_total_wait: float = 120.0
     quota_wait_default: float = 60.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> HttpPolicy:
+        """The default policy with the overrides of ``$CONNECTOR_HOST_HTTP_POLICY`` (a JSON object)."""
+        raw = (os.environ if environ is None else environ).get(POLICY_ENV, "").strip()
+        if not raw:
+            return cls()
+        try:
+            values = json.loads(raw)
+            if not isinstance(values, dict):
+                raise TypeError("not a JSON object")
+            known = {a.name for a in attrs.fields(cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise TypeError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            fields: dict[str, Any] = {k: int(v) if k == "max_attempts" else float(v) for k, v in values.items()}
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{POLICY_ENV} must be a JSON object of HTTP policy fields: {exc}") from None
+        return cls(**fields)
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
@@ -98,6 +123,8 @@ class RetryingClient:
         )
         self.attempts = 0  # total attempts made, for reports and tests
         self.retries = 0
+        self.waited = 0.0  # seconds spent waiting between attempts, for reports and tests
+        self._local = threading.local()  # inside retrying(), requests make one attempt each
 
     def close(self) -> None:
         """Close the underlying connection pool."""
@@ -159,26 +186,47 @@ class RetryingClient:
         For work that cannot go through :meth:`request`, e.g. streaming and
         parsing a whole document whose error envelope is only known once read.
         """
+        if getattr(self._local, "outer", False):  # already inside a retry loop: it owns the attempts
+            return fn()
         attempt = 0
         waited = 0.0
-        while True:
-            attempt += 1
-            try:
-                return fn()
-            except TransientError as err:
-                wait = self._wait_for(err, attempt)
-                if attempt >= self.policy.max_attempts or waited + wait > self.policy.max_total_wait:
-                    log.warning("%s: giving up after %d attempts: %s", where, attempt, err)
-                    raise
-                log.info("%s: attempt %d failed (%s); retrying in %.2fs", where, attempt, err, wait)
-                self.retries += 1
-                self._sleep(wait)
-                waited += wait
+        self._local.outer = True
+        try:
+            while True:
+                attempt += 1
+                try:
+                    return fn()
+                except TransientError as err:
+                    wait = self._next_wait(where, err, attempt, waited)
+                    if wait is None:
+                        raise
+                    waited += wait
+        finally:
+            self._local.outer = False
 
-    def _wait_for(self, err: TransientError, attempt: int) -> float:
+    def _next_wait(self, where: str, err: TransientError, attempt: int, waited: float) -> float | None:
+        """Decide on a retry after failed ``attempt``: log it, sleep, return the wait; ``None`` = give up.
+
+        Backoff waits are cut to what is left of ``max_total_wait``; a quota
+        wait is never cut (retrying before the marketplace allows it is
+        pointless), so a quota wait beyond the budget means giving up.
+        """
+        policy = self.policy
+        left = policy.max_total_wait - waited
         if isinstance(err, QuotaError):
-            return err.retry_after if err.retry_after is not None else self.policy.quota_wait_default
-        return self.policy.backoff(attempt, self._rng)
+            wait = err.retry_after if err.retry_after is not None else policy.quota_wait_default
+            over = wait > left
+        else:
+            wait = min(policy.backoff(attempt, self._rng), max(left, 0.0))
+            over = left <= 0
+        if attempt >= policy.max_attempts or over:
+            log.warning("%s: giving up after %d attempt(s), %.2fs waited: %s", where, attempt, waited, err)
+            return None
+        log.info("%s: attempt %d of %d failed (%s); retrying in %.2fs", where, attempt, policy.max_attempts, err, wait)
+        self.retries += 1
+        self.waited += wait
+        self._sleep(wait)
+        return wait
 
     @contextmanager
     def _attempts(
@@ -220,16 +268,17 @@ class RetryingClient:
             except (httpx.TimeoutException, httpx.TransportError, TransientError) as exc:
                 if response is not None:
                     response.close()
-                err = exc if isinstance(exc, TransientError) else TransientError(
-                    f"{where}: {type(exc).__name__} ({'timed out' if isinstance(exc, httpx.TimeoutException) else 'connection failed'})"
+                what = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+                err = (
+                    exc
+                    if isinstance(exc, TransientError)
+                    else TransientError(f"{where}: {type(exc).__name__} ({what})")
                 )
-                wait = self._wait_for(err, attempt)
-                if attempt >= policy.max_attempts or waited + wait > policy.max_total_wait:
-                    log.warning("%s: giving up after %d attempts: %s", where, attempt, err)
+                if getattr(self._local, "outer", False):  # the enclosing retrying() decides
                     raise err from None
-                log.info("%s: attempt %d failed (%s); retrying in %.2fs", where, attempt, err, wait)
-                self.retries += 1
-                self._sleep(wait)
+                wait = self._next_wait(where, err, attempt, waited)
+                if wait is None:
+                    raise err from None
                 waited += wait
                 continue
             try:

@@ -32,7 +32,7 @@ def sandbox() -> Iterator[SpartooSandbox]:
 
 
 def make_store(settings: dict[str, Any]) -> StoreContext:
-    http = RetryingClient(HttpPolicy(max_attempts=6, max_total_wait=1.0), sleep=lambda _s: None)
+    http = RetryingClient(HttpPolicy(max_attempts=10, max_total_wait=60.0), sleep=lambda _s: None)  # no real sleeps
     return StoreContext(name="spartoo-e2e", marketplace="spartoo", settings=settings, http=http)
 
 

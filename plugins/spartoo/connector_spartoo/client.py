@@ -142,11 +142,21 @@ class SpartooClient:
     def _post(
         self, site: str, script: str, *, max_bytes: int = 16 * 1024 * 1024, **fields: str | None
     ) -> etree._Element:
-        response = self.http.request(
-            "POST", self.settings.url(site, script), data=self._form(**fields), timeout=self.settings.timeout
+        parsed: list[etree._Element] = []
+
+        def check(response: httpx.Response) -> None:
+            # inside the retry loop, so a -429 envelope in a 200 answer is waited for and retried
+            _check_http(response)
+            parsed.append(parse_envelope(response.content, site=site, max_bytes=max_bytes))
+
+        self.http.request(
+            "POST",
+            self.settings.url(site, script),
+            data=self._form(**fields),
+            timeout=self.settings.timeout,
+            check=check,
         )
-        _check_http(response)
-        return parse_envelope(response.content, site=site, max_bytes=max_bytes)
+        return parsed[-1]
 
     def check_auth(self, site: str) -> None:
         """A cheap authenticated call on ``site``: raise the matching error if refused.
