@@ -624,7 +624,7 @@ def add_order_commands(group: click.Group) -> None:
 
 
 def add_rejected_commands(group: click.Group) -> None:
-    """``rejected list|show``."""
+    """``rejected list|show|retry``."""
 
     @group.group("rejected")
     def rejected() -> None:
@@ -666,6 +666,31 @@ def add_rejected_commands(group: click.Group) -> None:
         out(f"  reason: {r.reason}")
         out("  payload:")
         out(r.payload or "")
+
+    @rejected.command("retry")
+    @click.argument("reject_ids", metavar="ID...", type=int, nargs=-1)
+    @click.option("--all", "retry_all", is_flag=True, help="Every payload not yet retried (of --store, if given).")
+    @click.option("--store", help="With --all: only this store.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @pass_app
+    def rejected_retry(
+        app: App, reject_ids: tuple[int, ...], retry_all: bool, store: str | None, as_json: bool
+    ) -> None:
+        """Re-validate and re-map quarantined payloads with the current plugin; import those that pass."""
+        ids = list(reject_ids)
+        if retry_all:
+            ids += [r.id for r in app.book.list_rejected(store=store) if r.retried_at is None and r.id not in ids]
+        if not ids:
+            raise ConfigError("name the payloads to retry (IDs from `rejected list`), or pass --all")
+        engine = app.engine
+        outcomes = [engine.retry_rejected(i) for i in ids]
+        if as_json:
+            out_json([attrs.asdict(o) for o in outcomes])
+        else:
+            for o in outcomes:
+                where = f" at {o.path}" if o.path else ""
+                why = f": {o.reason}{where}" if o.reason else ""
+                out(f"#{o.reject_id} {o.order_key or '?'}: {o.state}{why}")
 
 
 # -- ship and push ---------------------------------------------------------------

@@ -80,6 +80,24 @@ class SyncReport:
 
 
 @attrs.frozen
+class RetryOutcome:
+    """What ``rejected retry`` did with one quarantined payload.
+
+    ``state``: ``imported`` (it passes now and is in the book), ``newer_in_book``
+    (it passes, but the book already holds a newer copy of the order),
+    ``rejected`` (it still fails: ``reason``, ``path``) or ``unusable`` (the
+    payload is not a JSON document, e.g. broken XML, so there is nothing to
+    re-map).
+    """
+
+    reject_id: int
+    order_key: str | None
+    state: str
+    reason: str | None = None
+    path: str | None = None
+
+
+@attrs.frozen
 class PushOutcome:
     """What became of one outbox entry in a push."""
 
@@ -238,6 +256,51 @@ class Engine:
         status = self.host.map_status(store, change.marketplace_status.code)
         return self.book.update_order_status(store.name, order.order_key, status, change.marketplace_status)
 
+    # -- quarantine --------------------------------------------------------------
+
+    def retry_rejected(self, reject_id: int) -> RetryOutcome:
+        """Re-validate and re-map a quarantined payload with the current plugin; import it if it passes.
+
+        The rejected row is stamped ``retried_at`` when the payload passes
+        (imported, or a newer copy is already in the book); a payload that
+        still fails keeps its row untouched and the outcome says why.
+        """
+        row = self.book.get_rejected(reject_id)
+        try:
+            payload = json.loads(row.payload) if row.payload else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not row.order_key:
+            return RetryOutcome(
+                reject_id,
+                row.order_key,
+                "unusable",
+                reason=f"the quarantined payload (stage {row.stage}) is not a JSON document with an order key; "
+                "it cannot be re-mapped: the next sync fetches the order again if the marketplace still has it",
+            )
+        store = self.store_context(row.store)
+        try:
+            info = self.host.info(store.marketplace)
+            raw_schema = self.host.raw_schema_name(store.marketplace) if info.raw_schema is not None else None
+            site = row.order_key.partition(":")[0] if ":" in row.order_key else None
+            try:
+                order = self.process(store, RawOrder(order_key=row.order_key, payload=payload, site=site), raw_schema)
+            except PayloadError as err:
+                return RetryOutcome(reject_id, row.order_key, "rejected", reason=redact(err.message), path=err.path)
+            state = "imported"
+            try:
+                held = self.book.get_order(store.name, order.order_key)
+            except ConnectorError:
+                held = None
+            if held is not None and _newer(held, order):
+                state = "newer_in_book"
+            else:
+                self.book.save_page(store.name, [order])
+            self.book.mark_rejected_retried(reject_id)
+            return RetryOutcome(reject_id, row.order_key, state)
+        finally:
+            store.http.close()
+
     # -- order actions ---------------------------------------------------------
 
     def accept(self, store_name: str, order_key: str) -> StatusChange:
@@ -380,6 +443,13 @@ class Engine:
         except Exception as exc:
             log.warning("%s: e-mail delivery failed: %s", store.name, redact(str(exc)))
             return notify.DeliveryReport()
+
+
+def _newer(held: Order, candidate: Order) -> bool:
+    """Whether the book's copy of an order is at least as recent as ``candidate``."""
+    if held.modified_date is None or candidate.modified_date is None:
+        return False
+    return held.modified_date >= candidate.modified_date
 
 
 def _reject(raw: RawOrder, stage: str, reason: str, path: str | None) -> Reject:
