@@ -233,7 +233,11 @@ class OrderStream:
                         )
                 continue
             self._depth -= 1
-            tag = _local(elem.tag)
+            tag = elem.tag
+            if tag != "order" and tag != "statut":  # most end events: nothing to do, decided cheaply
+                if type(tag) is not str or "}" not in tag:
+                    continue
+                tag = _local(tag)
             parent = elem.getparent()
             if tag == "statut" and (parent is None or parent.getparent() is None):
                 raise_for_statut(*_statut_of(elem), site=self.site)
