@@ -168,6 +168,7 @@ def many_stores(
 ) -> dict[str, Any]:
     """Child body: one full sync of every store, ``concurrency`` at a time."""
     from connector_core.engine import Engine
+    from connector_core.parallel import sync_all
     from connector_core.plugins import PluginHost
     from connector_core.store import OrderBook
 
@@ -182,7 +183,7 @@ def many_stores(
         engine = Engine(host, book)
         before = admin(url, "counters")["requests"]
         with Timer() as t:
-            reports = engine.sync_all(names, concurrency=concurrency)
+            reports = sync_all(engine, names, concurrency=concurrency)
         requests = admin(url, "counters")["requests"] - before
     failed = [r for r in reports if isinstance(r, BaseException)]
     return {
@@ -205,6 +206,7 @@ def push_shipments(
 
     from connector_core.engine import Engine
     from connector_core.models import OrderStatus, Shipment
+    from connector_core.parallel import push_concurrently
     from connector_core.plugins import PluginHost
     from connector_core.store import OrderBook
 
@@ -224,7 +226,7 @@ def push_shipments(
         before = {r["order_key"]: r["update_requests"] for r in admin(url, "orders")}
         httpx.post(f"{url}/_admin/faults", json={"latency": latency_ms}, timeout=30).raise_for_status()
         with Timer() as t:
-            report = engine.push("bench", concurrency=concurrency)
+            report = push_concurrently(engine, "bench", concurrency=concurrency)
         httpx.post(f"{url}/_admin/faults", json={"latency": 0}, timeout=30).raise_for_status()
     after = {r["order_key"]: r for r in admin(url, "orders")}
     sent = {k: after[k]["update_requests"] - before[k] for k in keys}

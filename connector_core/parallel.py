@@ -1,0 +1,125 @@
+"""Many stores at once, and one store's outbox drained by several workers.
+
+Marketplace calls spend their time waiting on the network, so the host runs
+them on bounded worker threads. SQLite is never shared between threads: each
+worker has its own :class:`~connector_core.store.OrderBook` connection on the
+same file (WAL mode: readers do not block, writers queue on SQLite's lock for
+up to the book's busy timeout), and each store is still synced or pushed
+under its lease.
+
+* :func:`sync_all`: one full :meth:`Engine.sync` per store, ``concurrency``
+  stores at a time; a store that fails does not stop the others.
+* :func:`push_concurrently`: the store's pending shipments handed out to
+  ``concurrency`` workers. Each shipment is pushed by exactly one worker
+  and recorded as :meth:`Engine.push` records it, so delivery stays
+  at-least-once and a re-push stays idempotent (the plugin answers
+  ``already_applied``).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from connector_core.errors import ConfigError, ConnectorError
+from connector_core.store import OrderBook
+
+if TYPE_CHECKING:
+    from connector_core.engine import Engine, PushOutcome, PushReport, SyncReport
+
+DEFAULT_CONCURRENCY = 8
+
+
+def _check(concurrency: int) -> int:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+    return concurrency
+
+
+@contextmanager
+def _worker_engines(engine: Engine) -> Iterator[Callable[[], Engine]]:
+    """A per-thread copy of ``engine`` with its own connection to the same order book."""
+    local = threading.local()
+    opened: list[OrderBook] = []
+    lock = threading.Lock()
+
+    def get() -> Engine:
+        worker: Engine | None = getattr(local, "engine", None)
+        if worker is None:
+            book = OrderBook(engine.book.path)
+            with lock:
+                opened.append(book)
+            worker = copy.copy(engine)
+            worker.book = book
+            local.engine = worker
+        return worker
+
+    try:
+        yield get
+    finally:
+        for book in opened:
+            book.close()
+
+
+def sync_all(
+    engine: Engine, stores: Sequence[str], *, concurrency: int = DEFAULT_CONCURRENCY
+) -> list[SyncReport | ConnectorError]:
+    """Sync every store in ``stores``, ``concurrency`` at a time.
+
+    Returns one entry per store, in the order given: its :class:`SyncReport`,
+    or the :class:`ConnectorError` that stopped that store's sync.
+    """
+    _check(concurrency)
+    if concurrency == 1 or len(stores) <= 1:
+        return [_sync_one(lambda: engine, name) for name in stores]
+    with _worker_engines(engine) as worker, ThreadPoolExecutor(concurrency, thread_name_prefix="sync") as pool:
+        return list(pool.map(lambda name: _sync_one(worker, name), stores))
+
+
+def _sync_one(worker: Callable[[], Engine], name: str) -> SyncReport | ConnectorError:
+    try:
+        return worker().sync(name)
+    except ConnectorError as err:
+        return err
+
+
+def push_concurrently(engine: Engine, store_name: str, *, concurrency: int = DEFAULT_CONCURRENCY) -> PushReport:
+    """Push the store's pending shipments with ``concurrency`` workers (see the module docstring)."""
+    from connector_core.engine import PushReport
+
+    _check(concurrency)
+    if concurrency == 1:
+        return engine.push(store_name)
+    if not engine.book.pending_shipments(store_name):
+        return PushReport(store=store_name)
+    store = engine.store_context(store_name)
+    outcomes: list[PushOutcome] = []
+    try:
+        with engine.book.lease(store_name, purpose="push", ttl=engine.lease_ttl, wait=engine.lease_wait) as lease:
+            entries = engine.book.pending_shipments(store_name)  # read again under the lease
+
+            def push_one(index: int) -> PushOutcome:
+                lease.check()
+                entry = entries[index]
+                return worker()._push_one(store, entry.id, entry.order_key, entry.shipment)
+
+            with (
+                _worker_engines(engine) as worker,
+                ThreadPoolExecutor(concurrency, thread_name_prefix="push") as pool,
+            ):
+                outcomes = list(pool.map(push_one, range(len(entries))))
+            engine.deliver_notifications(store)
+    finally:
+        store.http.close()
+    return PushReport(
+        store=store_name,
+        pushed=sum(o.state == "pushed" for o in outcomes),
+        already_applied=sum(bool(o.result and o.result.already_applied) for o in outcomes),
+        retry=sum(o.state == "pending" for o in outcomes),
+        failed=sum(o.state == "failed" for o in outcomes),
+        outcomes=tuple(outcomes),
+    )

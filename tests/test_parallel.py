@@ -1,0 +1,100 @@
+"""Many stores synced at once, and one outbox pushed by several workers, against the real Spartoo sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from connector_spartoo.sandbox.server import BAD_PARTNER_ID, SpartooSandbox
+
+from connector_core.engine import Engine, SyncReport
+from connector_core.errors import AuthError, ConfigError
+from connector_core.models import OrderStatus, Shipment
+from connector_core.parallel import push_concurrently, sync_all
+from connector_core.plugins import PluginHost
+from connector_core.store import OrderBook
+
+PARTNERS = [f"{0xC0FFEE00 + i:016X}" for i in range(6)]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SpartooSandbox]:
+    """A Spartoo sandbox on loopback with 60 orders on three sites and six partner IDs."""
+    with SpartooSandbox(orders=60, seed=5, sites=["com", "it", "de"], partner_ids=PARTNERS, history_days=5) as sb:
+        yield sb
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    """A host with the installed plugins (Spartoo among them)."""
+    return PluginHost.create()
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> Iterator[OrderBook]:
+    """A fresh order book file."""
+    with OrderBook(tmp_path / "orders.sqlite3") as b:
+        yield b
+
+
+def _settings(sandbox: SpartooSandbox, partner: str, sites: list[str], auto_accept: bool = False) -> dict[str, object]:
+    return {**sandbox.settings(), "partner_id": partner, "sites": sites, "auto_accept": auto_accept}
+
+
+def test_sync_all_imports_every_store_in_the_order_given(
+    sandbox: SpartooSandbox, host: PluginHost, book: OrderBook
+) -> None:
+    """Six stores synced three at a time each import exactly their own sites' orders; reports keep the order."""
+    site_sets = [["com"], ["it"], ["de"], ["com", "it"], ["it", "de"], ["com", "it", "de"]]
+    names = []
+    for i, sites in enumerate(site_sets):
+        book.add_store(f"s{i}", "spartoo", _settings(sandbox, PARTNERS[i], sites))
+        names.append(f"s{i}")
+    reports = sync_all(Engine(host, book), names, concurrency=3)
+    per_site = {s: sum(1 for o in sandbox.orders() if o["site"] == s) for s in ("com", "it", "de")}
+    assert [r.store for r in reports if isinstance(r, SyncReport)] == names
+    for name, sites, report in zip(names, site_sets, reports, strict=True):
+        assert isinstance(report, SyncReport)
+        assert report.fetched == sum(per_site[s] for s in sites)
+        assert book.count_orders(name) == report.inserted
+        assert {o.site for o in book.iter_orders(name)} <= set(sites)
+
+
+def test_a_failing_store_does_not_stop_the_others(sandbox: SpartooSandbox, host: PluginHost, book: OrderBook) -> None:
+    """A store with a refused partner ID gets its AuthError back; the other stores are synced."""
+    book.add_store("good", "spartoo", _settings(sandbox, PARTNERS[0], ["com"]))
+    book.add_store("bad", "spartoo", _settings(sandbox, BAD_PARTNER_ID, ["com"]))
+    good, bad = sync_all(Engine(host, book), ["good", "bad"], concurrency=2)
+    assert isinstance(good, SyncReport) and good.inserted == book.count_orders("good") > 0
+    assert isinstance(bad, AuthError)
+    assert BAD_PARTNER_ID not in str(bad)
+
+
+def test_concurrent_push_sends_each_shipment_once(sandbox: SpartooSandbox, host: PluginHost, book: OrderBook) -> None:
+    """Shipments drained by four workers reach the sandbox exactly once each and end up shipped."""
+    book.add_store("ship", "spartoo", _settings(sandbox, PARTNERS[1], ["com", "it", "de"], auto_accept=True))
+    engine = Engine(host, book)
+    engine.sync("ship")
+    keys = [o.order_key for o in book.iter_orders("ship") if o.status is OrderStatus.AWAITING_SHIPMENT][:12]
+    assert len(keys) >= 8
+    for i, key in enumerate(keys):
+        engine.record_shipment(
+            Shipment(store="ship", order_key=key, tracking_number=f"PAR{i:05d}", ship_date=datetime.now(UTC))
+        )
+    before = {o["order_key"]: o["update_requests"] for o in sandbox.orders()}
+    report = push_concurrently(engine, "ship", concurrency=4)
+    after = {o["order_key"]: o for o in sandbox.orders()}
+    assert (report.pushed, report.failed, report.retry) == (len(keys), 0, 0)
+    assert sorted(o.order_key for o in report.outcomes) == sorted(keys)
+    assert {k: after[k]["update_requests"] - before[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert {after[k]["status"] for k in keys} == {"3"}
+    assert {book.get_order("ship", k).status for k in keys} == {OrderStatus.SHIPPED}
+    assert push_concurrently(engine, "ship", concurrency=4).pushed == 0  # nothing left pending
+
+
+def test_concurrency_must_be_a_positive_whole_number(host: PluginHost, book: OrderBook) -> None:
+    """A concurrency below 1 is refused with a ConfigError."""
+    with pytest.raises(ConfigError, match="concurrency"):
+        sync_all(Engine(host, book), ["x"], concurrency=0)
