@@ -875,6 +875,7 @@ def add_demo_command(group: click.Group) -> None:
         if factory is None:
             raise ConfigError(f"the {marketplace} plugin ships no sandbox, so there is nothing to demo")
         with contextlib.ExitStack() as stack:
+            temporary = demo_db is None
             if demo_db is None:
                 demo_db = str(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "demo.sqlite3")
             book = stack.enter_context(OrderBook(demo_db))
@@ -883,12 +884,12 @@ def add_demo_command(group: click.Group) -> None:
             if not seeded:
                 sandbox.add_orders(count)
             demo_app = App(host_factory=lambda: host, db=demo_db, host=host, book=book)
-            _run_demo(demo_app, marketplace, sandbox, ship_count)
+            _run_demo(demo_app, marketplace, sandbox, ship_count, temporary=temporary)
 
     return None
 
 
-def _run_demo(app: App, marketplace: str, sandbox: Any, ship_count: int) -> None:
+def _run_demo(app: App, marketplace: str, sandbox: Any, ship_count: int, *, temporary: bool = False) -> None:
     name = f"demo-{marketplace}"
     book = app.book
     out(f"sandbox: {marketplace} running at {sandbox.url}")
@@ -927,7 +928,14 @@ def _run_demo(app: App, marketplace: str, sandbox: Any, ship_count: int) -> None
     out(f"shipments pushed: {push.pushed} of {len(accepted)}" + (f", {push.failed} failed" if push.failed else ""))
     for line in _push_lines(push)[1:]:
         out(line)
-    out(f"order book: {book.path} ({book.count_orders(name)} orders)")
+    shipped_keys = {s.order_key for s in accepted}
+    seen = [o for o in sandbox.orders() if o.get("order_key") in shipped_keys]
+    if seen:
+        out(f"on the {marketplace} sandbox now:")
+        for o in seen:
+            out(f"  {o['order_key']}: status {o.get('status')}, tracking number {o.get('tracking_number') or '-'}")
+    where = "a temporary file, removed on exit (pass --db PATH to keep it)" if temporary else str(book.path)
+    out(f"order book: {where} ({book.count_orders(name)} orders)")
 
 
 # -- sandbox ---------------------------------------------------------------------
