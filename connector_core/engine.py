@@ -56,6 +56,8 @@ log = logging.getLogger("connector_core.engine")
 
 CANONICAL_ORDER = "canonical/order"
 CANONICAL_SHIPMENT = "canonical/shipment"
+REFETCH_PER_PAGE = 50
+"""At most this many rejected orders of one page are fetched again (``fetch_order``)."""
 
 
 @attrs.frozen
@@ -217,7 +219,42 @@ class Engine:
             except Exception as exc:  # a plugin bug in one payload must not stop the batch
                 log.warning("%s: mapping %s failed: %s", store.name, raw.order_key, type(exc).__name__, exc_info=True)
                 rejects.append(_reject(raw, "mapping", f"{type(exc).__name__}: {exc}", None))
-        return orders, rejects
+        return orders, self._refetch(store, rejects, orders, raw_schema)
+
+    def _refetch(
+        self, store: StoreContext, rejects: list[Reject], orders: list[Order], raw_schema: str | None
+    ) -> list[Reject]:
+        """Fetch each rejected order once more (``fetch_order``): a document damaged in transit is recovered.
+
+        A recovered order joins ``orders``; its reject is still stored, stamped
+        retried, so the quarantine keeps the damaged payload for audit. At most
+        :data:`REFETCH_PER_PAGE` refetches per page, so a plugin that rejects
+        everything does not double the traffic.
+        """
+        out: list[Reject] = []
+        budget = REFETCH_PER_PAGE
+        for reject in rejects:
+            if reject.order_key is None or budget <= 0:
+                out.append(reject)
+                continue
+            budget -= 1
+            try:
+                raw = self.host.fetch_order(store, reject.order_key)
+                order = None if raw is None else self.process(store, raw, raw_schema)
+            except PayloadError:
+                order = None  # the marketplace's own copy fails too: a real reject
+            except ConnectorError as err:
+                log.info("%s: could not fetch %s again: %s", store.name, reject.order_key, err)
+                order = None
+            if order is None:
+                out.append(reject)
+            else:
+                log.info(
+                    "%s: %s was rejected (%s) but fetched again cleanly", store.name, reject.order_key, reject.stage
+                )
+                orders.append(order)
+                out.append(attrs.evolve(reject, retried=True))
+        return out
 
     def process(self, store: StoreContext, raw: RawOrder, raw_schema: str | None) -> Order:
         """Validate, map and status-map one raw payload; raise :class:`PayloadError` when it is unusable."""
@@ -286,7 +323,16 @@ class Engine:
             try:
                 order = self.process(store, RawOrder(order_key=row.order_key, payload=payload, site=site), raw_schema)
             except PayloadError as err:
-                return RetryOutcome(reject_id, row.order_key, "rejected", reason=redact(err.message), path=err.path)
+                # the stored copy still fails: the marketplace's current copy may be sound
+                fresh = self.host.fetch_order(store, row.order_key)
+                if fresh is None:
+                    return RetryOutcome(reject_id, row.order_key, "rejected", reason=redact(err.message), path=err.path)
+                try:
+                    order = self.process(store, fresh, raw_schema)
+                except PayloadError as again:
+                    return RetryOutcome(
+                        reject_id, row.order_key, "rejected", reason=redact(again.message), path=again.path
+                    )
             state = "imported"
             try:
                 held = self.book.get_order(store.name, order.order_key)

@@ -15,6 +15,7 @@ Lifecycle of one store::
     map_status(store, marketplace_status)   for each mapped order (custom mapping first)
     should_auto_accept(store, order)        after a page is stored
     accept_order / cancel_order             auto-accept, or ``orders accept|cancel``
+    fetch_order(store, order_key)           a payload failed its schema or mapping: fetch it again
     push_shipment(store, order, shipment)   when ``push`` drains the outbox
     fetch_catalogue(store)                  ``products import --from-store``
 """
@@ -172,6 +173,20 @@ def fetch_catalogue(store: StoreContext) -> Iterable[CatalogueEntry] | None:  # 
     Called by ``connector-host products import --from-store NAME``. Return
     catalogue entries keyed by the seller's SKU, or ``None`` when the
     marketplace has no catalogue export.
+    """
+
+
+@hookspec(firstresult=True)
+def fetch_order(store: StoreContext, order_key: str) -> RawOrder | None:  # type: ignore[empty-body]
+    """Fetch the current document of one order again, as a raw payload.
+
+    Called during sync when a payload of the page failed its schema or its
+    mapping (a document damaged in transit is fetched once more before it
+    is left in quarantine), and by ``connector-host rejected retry`` when
+    the stored payload still fails. ``order_key`` is the key the plugin
+    gave the payload. Return the :class:`RawOrder`, or ``None`` when the
+    marketplace no longer has the order or the plugin cannot fetch one
+    order alone (the payload then stays in quarantine).
     """
 
 

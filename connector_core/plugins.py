@@ -235,6 +235,10 @@ class PluginHost:
         """Call ``fetch_catalogue``; ``None`` when the marketplace has no catalogue export."""
         return self._call(store.marketplace, "fetch_catalogue", store=store)  # type: ignore[no-any-return]
 
+    def fetch_order(self, store: StoreContext, order_key: str) -> RawOrder | None:
+        """Call ``fetch_order``; ``None`` when the plugin cannot fetch one order (or it is gone)."""
+        return self._call(store.marketplace, "fetch_order", store=store, order_key=order_key)  # type: ignore[no-any-return]
+
     def sandbox_factory(self, marketplace: str) -> Any:
         """The plugin's sandbox factory, or ``None``."""
         self.info(marketplace)

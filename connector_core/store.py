@@ -198,6 +198,7 @@ class Reject:
     order_key: str | None = None
     path: str | None = None
     payload: str | None = attrs.field(default=None, repr=False)
+    retried: bool = False  # already recovered (e.g. fetched again and imported): stored with retried_at
 
 
 @attrs.frozen
@@ -759,9 +760,12 @@ def _save_cursor(c: sqlite3.Connection, store: str, cursor: Any) -> None:
 
 def _insert_rejects(c: sqlite3.Connection, store: str, rejects: Sequence[Reject], stamp: str) -> None:
     c.executemany(
-        "INSERT INTO rejected (store, order_key, stage, reason, path, payload, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(store, r.order_key, r.stage, r.reason, r.path, r.payload, stamp) for r in rejects],
+        "INSERT INTO rejected (store, order_key, stage, reason, path, payload, created_at, retried_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (store, r.order_key, r.stage, r.reason, r.path, r.payload, stamp, stamp if r.retried else None)
+            for r in rejects
+        ],
     )
 
 

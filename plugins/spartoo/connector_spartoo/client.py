@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -161,11 +161,12 @@ class SpartooClient:
     def check_auth(self, site: str) -> None:
         """A cheap authenticated call on ``site``: raise the matching error if refused.
 
-        It asks ``xml_export_orders.php`` for orders since *now* (normally
-        an empty document): every field is documented, nothing is changed,
-        and a bad partner ID answers with the ``statut`` envelope.
+        It asks ``xml_export_orders.php`` for orders since *tomorrow* (an
+        empty document: orders changed this very second stay out of it):
+        every field is documented, nothing is changed, and a bad partner ID
+        answers with the ``statut`` envelope.
         """
-        for _ in self.export_orders(site, datetime.now(UTC)):
+        for _ in self.export_orders(site, datetime.now(UTC) + timedelta(days=1)):
             pass
 
     def export_orders(

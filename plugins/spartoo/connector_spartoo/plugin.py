@@ -205,6 +205,17 @@ def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
 
 
 @hookimpl
+def fetch_order(store: StoreContext, order_key: str) -> RawOrder | None:
+    """Export one order again by its ``oID`` (``site:orders_id``); ``None`` if Spartoo does not return it."""
+    site, _, order_id = order_key.partition(":")
+    settings = _settings(store)
+    if not order_id or site not in settings.sites:
+        return None
+    doc = SpartooClient(settings, store.http).get_order(site, order_id)
+    return None if doc is None else RawOrder(order_key=order_key, payload=doc, site=site)
+
+
+@hookimpl
 def map_order(store: StoreContext, raw: RawOrder) -> Order:
     """Map one Spartoo order document to a canonical order."""
     settings = _settings(store)

@@ -105,7 +105,8 @@ class SandboxState:
         self._windows: dict[str, tuple[int, int]] = {}
         self.requests: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
-        self.malformed_orders: list[str] = []
+        self.malformed_orders: list[str] = []  # broken in a date export (an import)
+        self.malformed_lookups: list[str] = []  # broken in a one-order (oID) export
 
     def set_faults(self, **rates: float) -> dict[str, float]:
         """Make the faults exactly ``rates`` (any not given go back to 0; no argument clears them all).
@@ -152,6 +153,7 @@ class SandboxState:
                 "requests_by_script": dict(self.requests),
                 "faults": {k: self.injected.get(k, 0) for k in ("latency", "error", "drop", "malformed", "quota")},
                 "malformed_orders": list(self.malformed_orders[-100:]),
+                "malformed_lookups": list(self.malformed_lookups[-100:]),
                 "orders": len(self.book),
             }
 
@@ -257,7 +259,7 @@ def build_app(state: SandboxState) -> ASGIApp:
         bad = state.pick(len(indices)) if indices and state.roll("malformed") else -1
         if bad >= 0:
             with state._lock:
-                state.malformed_orders.append(book.order_key(indices[bad]))
+                (state.malformed_lookups if oid else state.malformed_orders).append(book.order_key(indices[bad]))
 
         async def body() -> AsyncIterator[bytes]:
             yield f"{XML_HEAD}<root>{statut_xml(1, 'OK')}<orders>".encode()
