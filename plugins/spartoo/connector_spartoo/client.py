@@ -23,7 +23,6 @@ from connector_core.models import RawReject
 from connector_core.secrets import register_secret
 from connector_spartoo.settings import SpartooSettings
 from connector_spartoo.xmlstream import (
-    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_DEPTH,
     OrderStream,
     UnusableElement,
@@ -122,12 +121,12 @@ class SpartooClient:
         settings: SpartooSettings,
         http: RetryingClient,
         *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         self.settings = settings
         self.http = http
-        self.max_bytes = max_bytes
+        self.max_bytes = settings.max_bytes if max_bytes is None else max_bytes  # the store's max_document_mb
         self.max_depth = max_depth
         register_secret(settings.partner_id)
 

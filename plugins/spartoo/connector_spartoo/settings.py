@@ -58,6 +58,7 @@ class SpartooSettings:
     auto_accept: bool = True
     timeout: float = 30.0
     initial_lookback_days: int = 30
+    max_document_mb: float = 512.0
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> SpartooSettings:
@@ -112,6 +113,9 @@ class SpartooSettings:
         lookback = values["initial_lookback_days"]
         if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
             raise SettingsError("initial_lookback_days must be a whole number of days, at least 1")
+        cap = values["max_document_mb"]
+        if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap <= 4096:
+            raise SettingsError("max_document_mb must be a number of megabytes above 0 and at most 4096")
 
         return cls(
             partner_id=partner_id,
@@ -121,6 +125,7 @@ class SpartooSettings:
             auto_accept=auto_accept,
             timeout=float(timeout),
             initial_lookback_days=lookback,
+            max_document_mb=float(cap),
         )
 
     @property
@@ -136,6 +141,11 @@ class SpartooSettings:
         if not base.endswith("/"):
             base += "/"
         return require_safe_url(base + script)
+
+    @property
+    def max_bytes(self) -> int:
+        """The size cap of one answer, in bytes."""
+        return int(self.max_document_mb * 1024 * 1024)
 
     def currency(self, site: str) -> str:
         """The currency of ``site``'s prices."""

@@ -124,16 +124,31 @@ def parse_envelope(content: bytes, *, site: str | None = None, max_bytes: int = 
     """
     if len(content) > max_bytes:
         raise HostileInputError(f"Spartoo answer of {len(content)} bytes is over the {max_bytes}-byte cap")
+    if b"<!DOCTYPE" in content or b"<!ENTITY" in content:  # refused before libxml2 reads any declaration
+        raise HostileInputError("refusing an XML document with a DOCTYPE: Spartoo answers never declare one")
     parser = etree.XMLParser(**_parser_options())
     try:
         root = etree.fromstring(content, parser)
     except etree.XMLSyntaxError as exc:
-        raise MarketplaceError(f"Spartoo sent an answer that is not XML ({exc.msg})") from None
+        raise _not_xml(content[:512], exc.msg) from None
     _refuse_doctype(root)
     statut = root if root.tag == "statut" else root.find("statut")
     if statut is not None:
         raise_for_statut(*_statut_of(statut), site=site)
     return root
+
+
+_TEXT_CONTROLS = frozenset(b"\t\n\r")
+
+
+def _not_xml(head: bytes, reason: str) -> MarketplaceError | HostileInputError:
+    """The error for an answer that does not start as XML: binary junk is hostile input, text a bad answer."""
+    if any(b < 32 and b not in _TEXT_CONTROLS for b in head):
+        return HostileInputError(
+            "Spartoo answered with binary data, not XML: refused before parsing (check base_url; "
+            "if it is right, the answer was damaged on the way)"
+        )
+    return MarketplaceError(f"Spartoo sent an answer that is not XML ({reason})")
 
 
 class UnusableElement(Exception):
@@ -210,6 +225,7 @@ class OrderStream:
         self.rejects = 0
         self._depth = 0
         self._root_seen = False
+        self._head = b""  # the first bytes, to tell binary junk from a text answer that is not XML
         self.root: etree._Element | None = None  # the partial tree: at most the order being read stays in it
 
     def _key(self, order_id: str | None) -> str | None:
@@ -270,6 +286,8 @@ class OrderStream:
             if not chunk:
                 continue
             self.bytes_read += len(chunk)
+            if len(self._head) < 512:
+                self._head += chunk[: 512 - len(self._head)]
             if self.bytes_read > self.max_bytes:
                 raise HostileInputError(f"Spartoo answer is over the {self.max_bytes}-byte cap; refusing the rest")
             try:
@@ -277,7 +295,7 @@ class OrderStream:
             except etree.XMLSyntaxError as exc:
                 yield from self._events(parser)  # the orders completed before the fault
                 if not self._root_seen:
-                    raise MarketplaceError(f"Spartoo sent an answer that is not XML ({exc.msg})") from None
+                    raise _not_xml(self._head, exc.msg) from None
                 self.rejects += 1
                 yield RawReject(
                     reason=f"malformed XML in the Spartoo answer after {self.orders} order(s); "
@@ -292,7 +310,7 @@ class OrderStream:
         except etree.XMLSyntaxError as exc:
             yield from self._events(parser)
             if not self._root_seen:
-                raise MarketplaceError(f"Spartoo sent an answer that is not XML ({exc.msg})") from None
+                raise _not_xml(self._head, exc.msg) from None
             raise TransientError(
                 f"the Spartoo answer ended early after {self.orders} order(s) (truncated transfer?): {exc.msg}"
             ) from None
