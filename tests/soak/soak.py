@@ -4,7 +4,8 @@
 
 A Spartoo sandbox runs on loopback (in a thread of this process) with
 faults on: 20 % HTTP 5xx, 5 % dropped connections, 5 % ``-429`` quota
-answers and 2 % exports carrying one broken order. The host (an
+answers and 2 % exports carrying one broken order. Half the orders exist at
+the start, the rest arrive while the host works. The host (an
 :class:`~connector_core.engine.Engine` with a short-wait HTTP policy) then
 cycles: sync, retry what is in quarantine, record shipments for accepted
 orders, push. It stops when the order book reconciles with the sandbox (or
@@ -89,13 +90,24 @@ def run(
     time_limit: float = 900.0,
     db: Path | None = None,
     quiet: bool = False,
+    malformed_rate: float = SOAK_FAULTS["malformed_rate"],
+    arrivals: int = 20,
 ) -> dict[str, Any]:
-    """Run the soak; return its figures (see the module docstring)."""
+    """Run the soak; return its figures (see the module docstring).
+
+    Half the orders exist at the start; the rest arrive in ``arrivals``
+    batches, one per cycle, so that there are many exports (each has a
+    ``malformed_rate`` chance of carrying a broken order).
+    """
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     workdir = tempfile.TemporaryDirectory(prefix="soak-") if db is None else None
     path = db or Path(workdir.name) / "orders.sqlite3"  # type: ignore[union-attr]
     started = time.monotonic()
-    sandbox = SpartooSandbox(orders=orders, seed=seed, sites=SITES, **SOAK_FAULTS)
+    faults = {**SOAK_FAULTS, "malformed_rate": malformed_rate}
+    initial = orders - orders // 2 if arrivals > 0 else orders
+    pending = orders - initial
+    batch_size = -(-pending // arrivals) if arrivals > 0 else 0
+    sandbox = SpartooSandbox(orders=initial, seed=seed, sites=SITES, **faults)
     cycles = sync_errors = push_errors = 0
     try:
         with sandbox, OrderBook(path) as book:
@@ -106,6 +118,9 @@ def run(
             rec = None
             while time.monotonic() - started < time_limit:
                 cycles += 1
+                if pending > 0:
+                    sandbox.add_orders(min(batch_size, pending))
+                    pending -= min(batch_size, pending)
                 try:
                     report = engine.sync(STORE)
                     sync_line = f"{report.fetched} fetched, {report.inserted} new, {report.rejected} rejected"
@@ -125,7 +140,7 @@ def run(
                     f"cycle {cycles}: {sync_line}; {recovered} recovered from quarantine; {push_line}; "
                     f"book {rec.book_orders}/{rec.valid_orders}, shipments {rec.shipments_pushed}/{shipments}"
                 )
-                if len(shipped) >= shipments and not any(rec.problems.values()):
+                if pending == 0 and len(shipped) >= shipments and not any(rec.problems.values()):
                     break
             counters = sandbox.counters()
             sandbox.set_faults()
@@ -140,7 +155,7 @@ def run(
         "shipments_recorded": rec.shipments,
         "shipments_pushed": rec.shipments_pushed,
         "invalid_orders_quarantined": rec.invalid_quarantined,
-        "malformed_orders": rec.malformed,
+        "malformed_orders_in_imports": rec.malformed,
         "malformed_quarantined": rec.malformed_quarantined,
         "rejected_rows": rec.rejected_rows,
         "requests": counters["requests"],
@@ -160,10 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=3000)
     parser.add_argument("--shipments", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--malformed-rate", type=float, default=SOAK_FAULTS["malformed_rate"])
+    parser.add_argument("--arrivals", type=int, default=20, help="batches in which half the orders arrive")
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds (default 900)")
     parser.add_argument("--quiet", action="store_true", help="print only the final figures")
     args = parser.parse_args(argv)
-    figures = run(args.orders, args.shipments, seed=args.seed, time_limit=args.time_limit, quiet=args.quiet)
+    figures = run(
+        args.orders,
+        args.shipments,
+        seed=args.seed,
+        time_limit=args.time_limit,
+        quiet=args.quiet,
+        malformed_rate=args.malformed_rate,
+        arrivals=args.arrivals,
+    )
     print(json.dumps(figures, indent=2))
     return 0 if figures["sound"] else 1
 

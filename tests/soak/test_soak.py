@@ -8,13 +8,14 @@ import soak
 
 def test_soak_with_faults_loses_and_duplicates_nothing() -> None:
     """Under 5xx, drops, quota answers and broken orders, the book ends equal to the sandbox, shipments once."""
-    figures = soak.run(300, 30, seed=11, time_limit=120, quiet=True)
+    figures = soak.run(300, 30, seed=11, time_limit=120, quiet=True, malformed_rate=0.3, arrivals=10)
     assert figures["problems"] == dict.fromkeys(figures["problems"], 0)
     assert figures["orders_in_book"] == figures["valid_orders"] > 250
     assert figures["shipments_pushed"] == 30
     assert figures["invalid_orders_quarantined"] == figures["orders_on_sandbox"] - figures["valid_orders"]
     assert figures["faults_injected"]["error"] > 0 and figures["faults_injected"]["drop"] > 0
     assert figures["faults_injected"]["quota"] > 0
+    assert figures["malformed_quarantined"] == figures["malformed_orders_in_imports"] > 0
     assert figures["sound"] is True
 
 
