@@ -27,7 +27,7 @@ class StoreContext:
     settings: dict[str, Any] = attrs.field(repr=False)
     status_map: dict[str, str] = attrs.field(factory=dict)
     store_settings: dict[str, Any] = attrs.field(factory=dict, repr=False)
-    http: RetryingClient = attrs.field(factory=lambda: RetryingClient(HttpPolicy()), repr=False, eq=False)
+    http: RetryingClient = attrs.field(factory=lambda: RetryingClient(HttpPolicy.from_environ()), repr=False, eq=False)
 
     @property
     def log(self) -> logging.Logger:
