@@ -127,6 +127,8 @@ MIGRATIONS: list[str] = [
     NOTIFICATIONS_DDL,
     # v4: per-store leases (one host process at a time syncs or pushes a store)
     LEASES_DDL,
+    # v5: find a store's quarantined payloads by order (a payload seen again is not stored twice)
+    "CREATE INDEX rejected_order ON rejected(store, order_key);",
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 
@@ -760,10 +762,26 @@ def _save_cursor(c: sqlite3.Connection, store: str, cursor: Any) -> None:
 
 def _insert_rejects(c: sqlite3.Connection, store: str, rejects: Sequence[Reject], stamp: str) -> None:
     c.executemany(
+        # the same payload rejected for the same reason again (an unchanged order exported again) is kept once
         "INSERT INTO rejected (store, order_key, stage, reason, path, payload, created_at, retried_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM rejected WHERE store = ?"
+        " AND order_key IS ? AND stage = ? AND reason = ? AND payload IS ? AND retried_at IS NULL)",
         [
-            (store, r.order_key, r.stage, r.reason, r.path, r.payload, stamp, stamp if r.retried else None)
+            (
+                store,
+                r.order_key,
+                r.stage,
+                r.reason,
+                r.path,
+                r.payload,
+                stamp,
+                stamp if r.retried else None,
+                store,
+                r.order_key,
+                r.stage,
+                r.reason,
+                r.payload,
+            )
             for r in rejects
         ],
     )
