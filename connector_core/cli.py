@@ -541,6 +541,10 @@ def _show_order(order: Order) -> None:
     )
     if order.flags:
         out(f"  flags:    {', '.join(order.flags)}")
+    if order.customer_notes:
+        out(f"  buyer's notes:  {order.customer_notes}")
+    if order.internal_notes:
+        out(f"  internal notes: {order.internal_notes}")
 
 
 def add_order_commands(group: click.Group) -> None:
@@ -618,6 +622,30 @@ def add_order_commands(group: click.Group) -> None:
         name, key = _resolve_order(app, key, store)
         change = app.engine.cancel(name, key, reason)
         out(f"{key}: cancelled; marketplace status {change.marketplace_status.code}")
+
+    @orders.command("note")
+    @click.argument("key")
+    @click.argument("text", required=False)
+    @click.option("--store", help="The order's store.")
+    @click.option("--clear", is_flag=True, help="Remove the order's internal notes.")
+    @pass_app
+    def orders_note(app: App, key: str, text: str | None, store: str | None, clear: bool) -> None:
+        """Set the internal notes of an order (kept by the host, never sent to the marketplace).
+
+        Without TEXT and --clear, prints the current notes. Notes survive
+        later syncs of the order.
+        """
+        name, key = _resolve_order(app, key, store)
+        if clear:
+            app.book.set_internal_notes(name, key, None)
+            out(f"{key}: internal notes cleared")
+        elif text is None:
+            out(app.book.get_order(name, key).internal_notes or "(no internal notes)")
+        else:
+            if not text.strip():
+                raise click.UsageError("TEXT is empty; use --clear to remove the notes")
+            app.book.set_internal_notes(name, key, text)
+            out(f"{key}: internal notes saved")
 
 
 # -- rejected --------------------------------------------------------------------

@@ -129,6 +129,17 @@ MIGRATIONS: list[str] = [
     LEASES_DDL,
     # v5: find a store's quarantined payloads by order (a payload seen again is not stored twice)
     "CREATE INDEX rejected_order ON rejected(store, order_key);",
+    # v6: internal notes, kept by the host beside the marketplace's copy of an order
+    """
+    CREATE TABLE order_notes (
+        store TEXT NOT NULL,
+        order_key TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (store, order_key),
+        FOREIGN KEY (store, order_key) REFERENCES orders(store, order_key) ON DELETE CASCADE
+    );
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 
@@ -515,13 +526,33 @@ class OrderBook:
     def get_order(self, store: str, order_key: str) -> Order:
         """The canonical order; :class:`StoreError` if it is not in the book."""
         row = self.conn.execute(
-            "SELECT canonical, raw FROM orders WHERE store = ? AND order_key = ?", (store, order_key)
+            "SELECT o.canonical, o.raw, n.notes FROM orders o LEFT JOIN order_notes n"
+            " ON n.store = o.store AND n.order_key = o.order_key WHERE o.store = ? AND o.order_key = ?",
+            (store, order_key),
         ).fetchone()
         if row is None:
             raise StoreError(
                 f"no order {order_key!r} in store {store!r}: run `sync` first?", store=store, order_key=order_key
             )
-        return _order(row)
+        return _with_notes(_order(row), row["notes"])
+
+    def set_internal_notes(self, store: str, order_key: str, notes: str | None) -> None:
+        """Set (or, with ``None`` or an empty text, clear) the host's internal notes of an order.
+
+        The notes live beside the marketplace's copy, so a later sync that
+        updates the order keeps them.
+        """
+        self.get_order(store, order_key)  # a clear error for an unknown order
+        with self.conn:
+            if notes:
+                self.conn.execute(
+                    "INSERT INTO order_notes (store, order_key, notes, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (store, order_key) DO UPDATE SET notes = excluded.notes,"
+                    " updated_at = excluded.updated_at",
+                    (store, order_key, notes, now_iso()),
+                )
+            else:
+                self.conn.execute("DELETE FROM order_notes WHERE store = ? AND order_key = ?", (store, order_key))
 
     def find_order_stores(self, order_key: str) -> list[str]:
         """The stores holding an order with this key."""
@@ -531,8 +562,12 @@ class OrderBook:
 
     def iter_orders(self, store: str) -> Iterator[Order]:
         """Every order of ``store``, by key."""
-        for row in self.conn.execute("SELECT canonical, raw FROM orders WHERE store = ? ORDER BY order_key", (store,)):
-            yield _order(row)
+        for row in self.conn.execute(
+            "SELECT o.canonical, o.raw, n.notes FROM orders o LEFT JOIN order_notes n"
+            " ON n.store = o.store AND n.order_key = o.order_key WHERE o.store = ? ORDER BY o.order_key",
+            (store,),
+        ):
+            yield _with_notes(_order(row), row["notes"])
 
     def list_orders(
         self, *, store: str | None = None, status: str | None = None, limit: int | None = None
@@ -738,6 +773,11 @@ def _order(row: sqlite3.Row) -> Order:
     data = json.loads(row["canonical"])
     data["raw"] = json.loads(row["raw"])
     return from_json(data, Order)
+
+
+def _with_notes(order: Order, notes: str | None) -> Order:
+    """The order with the host's internal notes (they win over any the marketplace gave)."""
+    return order if not notes else attrs.evolve(order, internal_notes=notes)
 
 
 def _existing_hashes(c: sqlite3.Connection, store: str, keys: list[str]) -> dict[str, str]:

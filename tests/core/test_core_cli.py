@@ -216,3 +216,21 @@ def test_sandbox_group_and_demo_without_sandbox(invoke: Invoke) -> None:
     assert "sandbox" in invoke("--help").output
     result = invoke("demo", "bazaar", code=1)
     assert result.stderr.strip() == "error: the bazaar plugin ships no sandbox, so there is nothing to demo"
+
+
+def test_internal_notes_survive_a_changed_order(invoke: Invoke, shop: None, bazaar: Bazaar) -> None:
+    """orders note keeps host-side notes on an order; a sync that updates the order keeps them; --clear removes."""
+    invoke("sync")
+    assert invoke("orders", "note", "BZ0003").output.strip() == "(no internal notes)"
+    invoke("orders", "note", "BZ0003", "fragile: pack twice")
+    bazaar.orders[2]["total"] = "29.90"
+    bazaar.orders[2]["lines"][0]["price"] = "29.90"
+    bazaar.orders[2]["seq"] = 100  # changed after the cursor: the next sync fetches it again
+    assert "1 updated" in invoke("sync").output
+    order = json.loads(invoke("orders", "show", "BZ0003", "--json").output)
+    assert (order["total"], order["internal_notes"]) == ("29.90", "fragile: pack twice")
+    assert "internal notes: fragile: pack twice" in invoke("orders", "show", "BZ0003").output
+    invoke("orders", "note", "BZ0003", "   ", code=2)
+    invoke("orders", "note", "BZ0003", "--clear")
+    assert json.loads(invoke("orders", "show", "BZ0003", "--json").output)["internal_notes"] is None
+    assert invoke("orders", "note", "NOPE", "x", code=1).stderr.startswith("error: no order 'NOPE'")
