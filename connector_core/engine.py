@@ -379,6 +379,12 @@ class Engine:
     def push(self, store_name: str) -> PushReport:
         """Push every pending shipment of the store; see the module docstring."""
         if not self.book.pending_shipments(store_name):
+            if notify.has_due(self.book.conn, store=store_name):  # e-mails that failed earlier, now due again
+                store = self.store_context(store_name)
+                try:
+                    self.deliver_notifications(store)
+                finally:
+                    store.http.close()
             return PushReport(store=store_name)
         store = self.store_context(store_name)
         outcomes: list[PushOutcome] = []
@@ -420,10 +426,12 @@ class Engine:
             message = redact(result.message or "the marketplace did not accept the shipment")
             self.book.mark_failed(outbox_id, message, result)
             return PushOutcome(outbox_id, order_key, "failed", result=result, error=message)
+        # queue the e-mail before the outbox row is marked pushed: a crash in between
+        # re-pushes (already_applied) and finds the e-mail already queued, once
+        self._queue_notification(store, outbox_id, order, shipment)
         self.book.mark_pushed(outbox_id, result)
         if order.status is not OrderStatus.SHIPPED:
             self.book.update_order_status(store.name, order_key, OrderStatus.SHIPPED)
-        self._queue_notification(store, outbox_id, order, shipment)
         return PushOutcome(outbox_id, order_key, "pushed", result=result)
 
     # -- host settings, catalogue, notifications -------------------------------

@@ -534,6 +534,17 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, attempts - 1)))
 
 
+def has_due(conn: sqlite3.Connection, *, store: str, now: datetime | None = None) -> bool:
+    """Whether ``store`` has an e-mail waiting to be (re)sent now: see :func:`deliver_pending`."""
+    stamp = _now(now)
+    row = conn.execute(
+        "SELECT 1 FROM notifications WHERE store = ? AND ((state = 'pending' AND next_attempt_at <= ?)"
+        " OR (state = 'sending' AND claimed_at <= ?)) LIMIT 1",
+        (store, _iso(stamp), _iso(stamp - timedelta(seconds=LEASE_SECONDS))),
+    ).fetchone()
+    return row is not None
+
+
 def deliver_pending(
     conn: sqlite3.Connection,
     sender_for: Callable[[str], Sender] | Sender,
