@@ -9,6 +9,7 @@ Everything here is an immutable ``attrs.frozen`` value. Money is ``Decimal``
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
@@ -48,6 +49,40 @@ class FieldOutcome(str, enum.Enum):
     UNSUPPORTED = "unsupported"  # the marketplace has no field for it: kept locally
     REJECTED = "rejected"  # the marketplace refused it
     SKIPPED = "skipped"  # empty in the shipment, nothing to send
+
+
+def _tuple(value: Iterable[T]) -> tuple[T, ...]:
+    """Sequences of values are stored as tuples, so orders stay hashable and immutable."""
+    return value if type(value) is tuple else tuple(value)
+
+
+# typed converters: mypy's attrs plugin needs a concrete type per field
+def _options(value: Iterable[ItemOption]) -> tuple[ItemOption, ...]:
+    return _tuple(value)
+
+def _line_items(value: Iterable[LineItem]) -> tuple[LineItem, ...]:
+    return _tuple(value)
+
+def _discounts(value: Iterable[Discount]) -> tuple[Discount, ...]:
+    return _tuple(value)
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return _tuple(value)
+
+def _shipment_items(value: Iterable[ShipmentItem]) -> tuple[ShipmentItem, ...]:
+    return _tuple(value)
+
+def _field_results(value: Iterable[FieldResult]) -> tuple[FieldResult, ...]:
+    return _tuple(value)
+
+def _capabilities(value: Iterable[Capability]) -> tuple[Capability, ...]:
+    return _tuple(value)
+
+def _raw_orders(value: Iterable[RawOrder]) -> tuple[RawOrder, ...]:
+    return _tuple(value)
+
+def _raw_rejects(value: Iterable[RawReject]) -> tuple[RawReject, ...]:
+    return _tuple(value)
 
 
 def _utc(value: datetime) -> datetime:
@@ -168,7 +203,7 @@ class LineItem:
     discount: Decimal = attrs.field(default=Decimal("0"), converter=_dec)
     image_url: str | None = None
     weight: Weight | None = None
-    options: tuple[ItemOption, ...] = attrs.field(default=(), converter=tuple)
+    options: tuple[ItemOption, ...] = attrs.field(default=(), converter=_options)
     warehouse_location: str | None = None
     brand: str | None = None
     marketplace_product_id: str | None = None
@@ -198,7 +233,7 @@ class Order:
     marketplace_status: MarketplaceStatus
     ship_to: Address
     currency: str
-    items: tuple[LineItem, ...] = attrs.field(converter=tuple)
+    items: tuple[LineItem, ...] = attrs.field(converter=_line_items)
     total: Decimal = attrs.field(converter=_dec)
     site: str | None = None
     modified_date: datetime | None = attrs.field(default=None, converter=_opt_utc)
@@ -209,7 +244,7 @@ class Order:
     shipping_amount: Decimal = attrs.field(default=Decimal("0"), converter=_dec)
     payment_fee: Decimal = attrs.field(default=Decimal("0"), converter=_dec)
     tax_amount: Decimal | None = attrs.field(default=None, converter=_opt_dec)
-    discounts: tuple[Discount, ...] = attrs.field(default=(), converter=tuple)
+    discounts: tuple[Discount, ...] = attrs.field(default=(), converter=_discounts)
     requested_shipping_service: str | None = None
     payment_method: str | None = None
     gift: bool = False
@@ -217,7 +252,7 @@ class Order:
     customer_notes: str | None = None
     internal_notes: str | None = None
     total_weight: Weight | None = None
-    flags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    flags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     raw: dict[str, Any] = attrs.field(factory=dict, eq=True, repr=False)
 
     def discount_total(self) -> Decimal:
@@ -246,7 +281,7 @@ class Shipment:
     carrier_fee: Decimal | None = attrs.field(default=None, converter=_opt_dec)
     notes_to_buyer: str | None = None
     notify_customer: bool = True
-    items: tuple[ShipmentItem, ...] = attrs.field(default=(), converter=tuple)
+    items: tuple[ShipmentItem, ...] = attrs.field(default=(), converter=_shipment_items)
     shipment_id: str | None = None
 
 
@@ -268,7 +303,7 @@ class PushResult:
     """
 
     accepted: bool
-    fields: tuple[FieldResult, ...] = attrs.field(converter=tuple)
+    fields: tuple[FieldResult, ...] = attrs.field(converter=_field_results)
     already_applied: bool = False
     message: str | None = None
 
@@ -303,7 +338,7 @@ class MarketplaceInfo:
     version: str
     title: str
     settings_schema: dict[str, Any] = attrs.field(repr=False)
-    capabilities: tuple[Capability, ...] = attrs.field(default=(), converter=tuple)
+    capabilities: tuple[Capability, ...] = attrs.field(default=(), converter=_capabilities)
     statuses: dict[str, str] = attrs.field(factory=dict)
     raw_schema: dict[str, Any] | None = attrs.field(default=None, repr=False)
     description: str = ""
@@ -350,8 +385,8 @@ class FetchPage:
     saves a cursor in the same transaction as the orders of its page.
     """
 
-    orders: tuple[RawOrder, ...] = attrs.field(default=(), converter=tuple)
-    rejects: tuple[RawReject, ...] = attrs.field(default=(), converter=tuple)
+    orders: tuple[RawOrder, ...] = attrs.field(default=(), converter=_raw_orders)
+    rejects: tuple[RawReject, ...] = attrs.field(default=(), converter=_raw_rejects)
     cursor: Any = None
 
 

@@ -104,14 +104,16 @@ class AcmeSandbox:
         n, rng = self._count, self._rng
         city, postcode, country = rng.choice(CITIES)
         name = rng.choice(NAMES)
-        lines = [
-            {"line_id": str(i + 1), "sku": sku, "title": title, "qty": rng.randint(1, 3), "price": price}
-            for i, (sku, title, price) in enumerate(rng.sample(PRODUCTS, rng.randint(1, 3)))
+        sample = rng.sample(PRODUCTS, rng.randint(1, 3))
+        picked = [(sku, title, price, rng.randint(1, 3)) for sku, title, price in sample]
+        lines: list[dict[str, Any]] = [
+            {"line_id": str(i + 1), "sku": sku, "title": title, "qty": qty, "price": price}
+            for i, (sku, title, price, qty) in enumerate(picked)
         ]
         shipping = Decimal("4.90")
-        total = sum((Decimal(line["price"]) * line["qty"] for line in lines), shipping)
+        total = sum((Decimal(price) * qty for _, _, price, qty in picked), shipping)
         created = datetime(2024, 5, 1, 8, 0, tzinfo=UTC) + timedelta(minutes=37 * n)
-        order = {
+        order: dict[str, Any] = {
             "id": f"AB-{1000 + n}",
             "status": "new",
             "created_at": created.isoformat(),
