@@ -319,7 +319,7 @@ def test_push_cancelled_order_is_refused(fake: FakeSpartoo, store: StoreContext)
 
 
 def test_fetch_catalogue(fake: FakeSpartoo, store: StoreContext) -> None:
-    """The catalogue export gives one entry per size reference with EAN, first photo and name."""
+    """The catalogue export gives one entry per size reference with EAN, and one for the parent reference."""
     fake.products = (
         b"<root><products><product><products_reference>REF-B</products_reference>"
         b"<products_name>Bottine</products_name><product_url>https://www.spartoo.com/p.php</product_url>"
@@ -334,6 +334,7 @@ def test_fetch_catalogue(fake: FakeSpartoo, store: StoreContext) -> None:
     assert [(e.sku, e.ean, e.image_url, e.name) for e in entries] == [
         ("REF-B-38", "3700000000017", "https://img.example/1.jpg", "Bottine"),
         ("REF-B-39", "3700000000024", "https://img.example/1.jpg", "Bottine"),
+        ("REF-B", None, "https://img.example/1.jpg", "Bottine"),
     ]
 
 

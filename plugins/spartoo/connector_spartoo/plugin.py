@@ -405,7 +405,12 @@ def _as_list(value: Any) -> list[Any]:
 
 @hookimpl
 def fetch_catalogue(store: StoreContext) -> Iterator[CatalogueEntry]:
-    """The seller's Spartoo catalogue: one entry per size reference, with EAN, first photo and name."""
+    """The seller's Spartoo catalogue: one entry per size reference (with EAN), plus one per parent reference.
+
+    Order lines whose ``products_size_reference`` is empty use the parent
+    ``products_reference`` as SKU, so the parent gets an entry too (name and
+    first photo, no EAN: EANs exist per size only).
+    """
     return _catalogue(store)
 
 
@@ -426,9 +431,9 @@ def _catalogue(store: StoreContext) -> Iterator[CatalogueEntry]:
                 if isinstance(size, dict):
                     ref, ean = size.get("size_reference"), size.get("ean")
                     entries.append((ref if isinstance(ref, str) else None, ean if isinstance(ean, str) else None))
-            if not entries:
-                ref = product.get("products_reference")
-                entries.append((ref if isinstance(ref, str) else None, None))
+            parent = product.get("products_reference")
+            if isinstance(parent, str) and parent not in {ref for ref, _ in entries}:
+                entries.append((parent, None))
             for sku, ean in entries:
                 if not sku or sku in seen:
                     continue
