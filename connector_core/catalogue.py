@@ -23,8 +23,8 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -34,6 +34,7 @@ import attrs
 
 from connector_core.errors import ConfigError
 from connector_core.models import CatalogueEntry, LineItem, Order, Weight
+from connector_core.sqlite_tx import write_transaction
 
 CATALOGUE_DDL = """
 CREATE TABLE catalogue (
@@ -105,26 +106,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-@contextmanager
-def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """All-or-nothing: its own transaction, or a savepoint inside the caller's."""
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT catalogue")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK TO catalogue")
-            conn.execute("RELEASE catalogue")
-            raise
-        conn.execute("RELEASE catalogue")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _tx(conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
+    return write_transaction(conn, "catalogue")
 
 
 _UPSERT = """

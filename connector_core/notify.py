@@ -45,8 +45,8 @@ import smtplib
 import sqlite3
 import ssl
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -60,6 +60,7 @@ from connector_core.errors import ConnectorError
 from connector_core.host_settings import HostSettings, SmtpSettings
 from connector_core.models import Address, Order, Shipment
 from connector_core.secrets import redact, register_secret
+from connector_core.sqlite_tx import write_transaction
 
 KIND_SHIPMENT = "shipment_confirmation"
 STATES = ("pending", "sending", "sent", "failed", "skipped")
@@ -376,25 +377,8 @@ def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
 
-@contextmanager
-def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT notify")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK TO notify")
-            conn.execute("RELEASE notify")
-            raise
-        conn.execute("RELEASE notify")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _tx(conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
+    return write_transaction(conn, "notify")
 
 
 _COLUMNS = (
