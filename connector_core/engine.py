@@ -58,6 +58,9 @@ CANONICAL_ORDER = "canonical/order"
 CANONICAL_SHIPMENT = "canonical/shipment"
 REFETCH_PER_PAGE = 50
 """At most this many rejected orders of one page are fetched again (``fetch_order``)."""
+REFETCH_STAGES = frozenset({"parse", "validation"})
+"""Reject stages worth a second fetch: a copy that is malformed or fails the raw schema may be a
+transfer fault. Mapping and canonical rejects of a well-formed document are deterministic."""
 
 
 @attrs.frozen
@@ -226,7 +229,9 @@ class Engine:
     ) -> list[Reject]:
         """Fetch each rejected order once more (``fetch_order``): a document damaged in transit is recovered.
 
-        A recovered order joins ``orders``; its reject is still stored, stamped
+        Only rejects of the :data:`REFETCH_STAGES` (malformed XML, raw schema)
+        are fetched again; a mapping reject such as "no usable shipping
+        address" would fail the same way. A recovered order joins ``orders``; its reject is still stored, stamped
         retried, so the quarantine keeps the damaged payload for audit. At most
         :data:`REFETCH_PER_PAGE` refetches per page, so a plugin that rejects
         everything does not double the traffic.
@@ -234,7 +239,7 @@ class Engine:
         out: list[Reject] = []
         budget = REFETCH_PER_PAGE
         for reject in rejects:
-            if reject.order_key is None or budget <= 0:
+            if reject.order_key is None or budget <= 0 or reject.stage not in REFETCH_STAGES:
                 out.append(reject)
                 continue
             budget -= 1

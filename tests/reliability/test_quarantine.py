@@ -79,3 +79,15 @@ def test_rejected_retry_imports_once_the_order_passes(sandbox: SpartooSandbox, t
     assert sum(v is None for v in retried.values()) == len(retried) - len(broken)
     again = _cli(db, "rejected", "retry", "--all", "--json")
     assert {o["state"] for o in again} == {"rejected"}  # type: ignore[index]
+
+
+def test_mapping_rejects_are_not_fetched_again(sandbox: SpartooSandbox, tmp_path: Path) -> None:
+    """Orders quarantined by mapping (no usable address) cost no second request: only parse/raw rejects are refetched."""
+    with OrderBook(tmp_path / "book.sqlite3") as book:
+        report = engine_on(book, sandbox.settings()).sync(STORE)
+        stages = {r.stage for r in book.list_rejected(store=STORE)}
+    invalid = [r for r in sandbox.orders() if not r["valid"]]
+    assert invalid and report.rejected == len(invalid)
+    assert stages == {"mapping"}
+    # two sites: one connect check and one export each, and nothing more
+    assert sandbox.counters()["requests_by_script"]["xml_export_orders.php"] == 4
