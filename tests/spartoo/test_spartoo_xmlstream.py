@@ -117,6 +117,17 @@ def test_depth_cap() -> None:
         parse(deep, max_depth=32)
 
 
+def test_depth_cap_inside_an_order_read_in_one_chunk() -> None:
+    """An order nesting past max_depth is refused even when the whole document arrives in one chunk."""
+    inner = b"<a>" * 40 + b"x" + b"</a>" * 40
+    doc = b"<root><orders><order><orders_id>1</orders_id>" + inner + b"</order></orders></root>"
+    with pytest.raises(HostileInputError, match="deeper than 32"):
+        list(OrderStream([doc], site="com"))
+    shallow = b"<root><orders><order><orders_id>1</orders_id>" + inner[:87] + inner[-116:] + b"</order></orders></root>"
+    [order] = list(OrderStream([shallow], site="com"))
+    assert isinstance(order, dict) and order["orders_id"] == "1"
+
+
 def test_order_without_id_is_a_reject_and_the_rest_goes_on() -> None:
     """An <order> without orders_id becomes a RawReject; the orders around it are kept."""
     broken = "<order><customers><customers_firstname>X</customers_firstname></customers></order>"

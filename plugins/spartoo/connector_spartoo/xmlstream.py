@@ -163,39 +163,54 @@ def _local(tag: Any) -> str | None:
     return tag.rsplit("}", 1)[-1]
 
 
-def element_to_json(elem: etree._Element, path: str = "$") -> Any:
-    """The JSON form of ``elem`` (see the module docstring)."""
-    # Hot path (every element of every order): no per-element path strings, no helper calls for
-    # plain tags; the path is only built for the error message.
-    children = [c for c in elem if type(c.tag) is str]
-    if not children:
+def element_to_json(elem: etree._Element, path: str = "$", max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """The JSON form of ``elem`` (see the module docstring).
+
+    At most ``max_depth`` levels below ``elem`` are read; deeper nesting
+    raises :class:`HostileInputError`.
+    """
+    if not len(elem):
         text = elem.text
         return (text.strip() or None) if text else None
+    return _object(elem, path, max_depth)
+
+
+def _object(elem: etree._Element, path: str, depth: int) -> dict[str, Any]:
+    # Hot path (every element of every order): one Python loop per element that has children,
+    # leaves read inline, no per-element path string (a path is only built for an error message).
+    if depth <= 0:
+        raise HostileInputError(f"Spartoo answer nests deeper than allowed at {path}")
     text = elem.text
-    if (text and not text.isspace()) or any(c.tail and not c.tail.isspace() for c in children):
+    if text and not text.isspace():
         raise UnusableElement(f"{path} mixes text with elements")
     out: dict[str, Any] = {}
-    repeated: set[str] = set()
-    for child in children:
-        tag: str = child.tag
+    lists: set[str] = set()
+    for child in elem:
+        tag = child.tag
+        if type(tag) is not str:
+            continue  # not an element (the parser already drops comments and processing instructions)
+        tail = child.tail
+        if tail and not tail.isspace():
+            raise UnusableElement(f"{path} mixes text with elements")
         if "}" in tag:
             tag = tag.rsplit("}", 1)[1]
-        value = element_to_json(child, f"{path}.{tag}") if len(child) else _leaf(child)
-        if tag in LIST_TAGS:
-            out.setdefault(tag, []).append(value)
-        elif tag in out:
-            if tag not in repeated:
-                out[tag] = [out[tag]]
-                repeated.add(tag)
+        if len(child):
+            value: Any = _object(child, f"{path}.{tag}", depth - 1)
+        else:
+            value = child.text
+            if value is not None:
+                value = value.strip() or None
+        if tag in lists:
             out[tag].append(value)
+        elif tag in out:  # a tag seen twice becomes a list
+            out[tag] = [out[tag], value]
+            lists.add(tag)
+        elif tag in LIST_TAGS:
+            out[tag] = [value]
+            lists.add(tag)
         else:
             out[tag] = value
     return out
-
-
-def _leaf(elem: etree._Element) -> str | None:
-    text = elem.text
-    return (text.strip() or None) if text else None
 
 
 class OrderStream:
@@ -223,7 +238,6 @@ class OrderStream:
         self.bytes_read = 0
         self.orders = 0
         self.rejects = 0
-        self._depth = 0
         self._root_seen = False
         self._head = b""  # the first bytes, to tell binary junk from a text answer that is not XML
         self.root: etree._Element | None = None  # the partial tree: at most the order being read stays in it
@@ -233,44 +247,66 @@ class OrderStream:
             return None
         return f"{self.site}:{order_id}" if self.site else order_id
 
+    def _see_root(self, root: etree._Element) -> None:
+        """Check the document element once: no DOCTYPE, ``<root>`` or a ``<statut>`` envelope."""
+        self._root_seen = True
+        self.root = root
+        _refuse_doctype(root)
+        if _local(root.tag) not in ("root", "statut"):
+            raise MarketplaceError(f"Spartoo answered with <{_local(root.tag)}> instead of <root>: check base_url")
+
+    def _check_depth(self) -> None:
+        """Refuse a partial tree deeper than ``max_depth``.
+
+        The elements still in the tree are the ones being read (the path to
+        the innermost open element is the chain of last children) and what
+        lies outside the orders; each order is depth-checked again as a
+        whole when it is converted.
+        """
+        node = self.root
+        depth = 0
+        while node is not None:
+            depth += 1
+            if depth > self.max_depth:
+                raise HostileInputError(f"Spartoo answer nests deeper than {self.max_depth} levels")
+            node = node[-1] if len(node) else None
+
     def _events(self, parser: etree.XMLPullParser) -> Iterator[dict[str, Any] | RawReject]:
+        # Only <root>, <statut> and <order> raise events (the tag filter runs inside lxml), so Python
+        # runs a few times per order instead of twice per element.
         for event, elem in parser.read_events():
+            if not self._root_seen:
+                self._see_root(elem.getroottree().getroot())
             if event == "start":
-                self._depth += 1
-                if self._depth > self.max_depth:
-                    raise HostileInputError(f"Spartoo answer nests deeper than {self.max_depth} levels")
-                if not self._root_seen:
-                    self._root_seen = True
-                    self.root = elem
-                    _refuse_doctype(elem)
-                    if _local(elem.tag) not in ("root", "statut"):
-                        raise MarketplaceError(
-                            f"Spartoo answered with <{_local(elem.tag)}> instead of <root>: check base_url"
-                        )
                 continue
-            self._depth -= 1
             tag = elem.tag
-            if tag != "order" and tag != "statut":  # most end events: nothing to do, decided cheaply
-                if type(tag) is not str or "}" not in tag:
-                    continue
-                tag = _local(tag)
+            if "}" in tag:
+                tag = tag.rsplit("}", 1)[1]
             parent = elem.getparent()
-            if tag == "statut" and (parent is None or parent.getparent() is None):
-                raise_for_statut(*_statut_of(elem), site=self.site)
+            if tag == "statut":
+                if parent is None or parent.getparent() is None:
+                    raise_for_statut(*_statut_of(elem), site=self.site)
             elif tag == "order" and parent is not None and _local(parent.tag) == "orders":
-                yield self._convert(elem)
+                yield self._convert(elem, parent)
                 elem.clear(keep_tail=False)
                 while elem.getprevious() is not None:
                     del parent[0]
 
-    def _convert(self, elem: etree._Element) -> dict[str, Any] | RawReject:
+    def _convert(self, elem: etree._Element, parent: etree._Element) -> dict[str, Any] | RawReject:
         order_id = (elem.findtext("orders_id") or "").strip() or None
+        depth = 1  # levels from the document element down to this order
+        node: etree._Element | None = parent
+        while node is not None:
+            depth += 1
+            node = node.getparent()
         try:
-            doc = element_to_json(elem)
+            doc = element_to_json(elem, max_depth=self.max_depth - depth)
             if not isinstance(doc, dict):
                 raise UnusableElement("the <order> element has no child elements")
             if not isinstance(doc.get("orders_id"), str):
                 raise UnusableElement("the <order> has no orders_id, or more than one")
+        except HostileInputError:
+            raise HostileInputError(f"Spartoo answer nests deeper than {self.max_depth} levels") from None
         except UnusableElement as exc:
             self.rejects += 1
             xml = etree.tostring(elem, encoding="unicode")[:REJECT_PAYLOAD_CHARS]
@@ -281,7 +317,9 @@ class OrderStream:
         return doc
 
     def __iter__(self) -> Iterator[dict[str, Any] | RawReject]:
-        parser = etree.XMLPullParser(events=("start", "end"), **_parser_options())
+        parser = etree.XMLPullParser(
+            events=("start", "end"), tag=("{*}root", "{*}statut", "{*}order"), **_parser_options()
+        )
         for chunk in self._chunks:
             if not chunk:
                 continue
@@ -294,6 +332,7 @@ class OrderStream:
                 parser.feed(chunk)
             except etree.XMLSyntaxError as exc:
                 yield from self._events(parser)  # the orders completed before the fault
+                self._check_depth()  # libxml2 stops at its own depth limit: report ours
                 if not self._root_seen:
                     raise _not_xml(self._head, exc.msg) from None
                 self.rejects += 1
@@ -305,10 +344,12 @@ class OrderStream:
                 )
                 return
             yield from self._events(parser)
+            self._check_depth()
         try:
-            parser.close()
+            root = parser.close()
         except etree.XMLSyntaxError as exc:
             yield from self._events(parser)
+            self._check_depth()
             if not self._root_seen:
                 raise _not_xml(self._head, exc.msg) from None
             raise TransientError(
@@ -316,5 +357,8 @@ class OrderStream:
             ) from None
         yield from self._events(parser)
         if not self._root_seen:
-            raise MarketplaceError("Spartoo sent an empty answer")
+            if root is None:
+                raise MarketplaceError("Spartoo sent an empty answer")
+            self._see_root(root)
+        self._check_depth()
         self.complete = True
