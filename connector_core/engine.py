@@ -188,9 +188,9 @@ class Engine:
         )
         report = SyncReport(store=store.name, cursor=since)
         for page in self.host.fetch_orders(store, since=since):
-            orders, rejects = self._map_page(store, page, raw_schema)
+            orders, documents, rejects = self._map_page(store, page, raw_schema)
             lease.check()
-            stats = self.book.save_page(store.name, orders, rejects, page.cursor)
+            stats = self.book.save_page(store.name, orders, rejects, page.cursor, documents=documents)
             accepted, accept_errors = self._auto_accept(store, orders)
             report = _add(report, page, stats, accepted, accept_errors)
             log.info(
@@ -208,24 +208,32 @@ class Engine:
 
     def _map_page(
         self, store: StoreContext, page: FetchPage, raw_schema: str | None
-    ) -> tuple[list[Order], list[Reject]]:
+    ) -> tuple[list[Order], list[dict[str, Any]], list[Reject]]:
         orders: list[Order] = []
+        documents: list[dict[str, Any]] = []  # to_json of each order: validated here, stored by save_page
         rejects = [
             Reject(stage=r.stage, reason=redact(r.reason), order_key=r.order_key, path=r.path, payload=r.payload)
             for r in page.rejects
         ]
         for raw in page.orders:
             try:
-                orders.append(self.process(store, raw, raw_schema))
+                order, document = self._process(store, raw, raw_schema)
+                orders.append(order)
+                documents.append(document)
             except PayloadError as err:
                 rejects.append(_reject(raw, getattr(err, "stage", "payload"), err.message, err.path))
             except Exception as exc:  # a plugin bug in one payload must not stop the batch
                 log.warning("%s: mapping %s failed: %s", store.name, raw.order_key, type(exc).__name__, exc_info=True)
                 rejects.append(_reject(raw, "mapping", f"{type(exc).__name__}: {exc}", None))
-        return orders, self._refetch(store, rejects, orders, raw_schema)
+        return orders, documents, self._refetch(store, rejects, orders, documents, raw_schema)
 
     def _refetch(
-        self, store: StoreContext, rejects: list[Reject], orders: list[Order], raw_schema: str | None
+        self,
+        store: StoreContext,
+        rejects: list[Reject],
+        orders: list[Order],
+        documents: list[dict[str, Any]],
+        raw_schema: str | None,
     ) -> list[Reject]:
         """Fetch each rejected order once more (``fetch_order``): a document damaged in transit is recovered.
 
@@ -245,24 +253,29 @@ class Engine:
             budget -= 1
             try:
                 raw = self.host.fetch_order(store, reject.order_key)
-                order = None if raw is None else self.process(store, raw, raw_schema)
+                order, document = (None, None) if raw is None else self._process(store, raw, raw_schema)
             except PayloadError:
                 order = None  # the marketplace's own copy fails too: a real reject
             except ConnectorError as err:
                 log.info("%s: could not fetch %s again: %s", store.name, reject.order_key, err)
                 order = None
-            if order is None:
+            if order is None or document is None:
                 out.append(reject)
             else:
                 log.info(
                     "%s: %s was rejected (%s) but fetched again cleanly", store.name, reject.order_key, reject.stage
                 )
                 orders.append(order)
+                documents.append(document)
                 out.append(attrs.evolve(reject, retried=True))
         return out
 
     def process(self, store: StoreContext, raw: RawOrder, raw_schema: str | None) -> Order:
         """Validate, map and status-map one raw payload; raise :class:`PayloadError` when it is unusable."""
+        return self._process(store, raw, raw_schema)[0]
+
+    def _process(self, store: StoreContext, raw: RawOrder, raw_schema: str | None) -> tuple[Order, dict[str, Any]]:
+        """:meth:`process`, also returning the order's ``to_json`` (validated, and stored as is)."""
         if raw_schema is not None:
             self.host.schemas.validate(raw_schema, raw.payload, store=store.name, order_key=raw.order_key)
         order = self.host.map_order(store, raw)
@@ -271,14 +284,16 @@ class Engine:
         if order.store != store.name:
             order = attrs.evolve(order, store=store.name)
         status = self.host.map_status(store, order.marketplace_status.code)
-        order = attrs.evolve(order, status=status)
+        if status != order.status:
+            order = attrs.evolve(order, status=status)
         order = self.enrich(store, order)
+        document = to_json(order)
         try:
-            self.host.schemas.validate(CANONICAL_ORDER, to_json(order), store=store.name, order_key=order.order_key)
+            self.host.schemas.validate(CANONICAL_ORDER, document, store=store.name, order_key=order.order_key)
         except ValidationError as err:
             err.stage = "canonical"  # type: ignore[misc]
             raise
-        return order
+        return order, document
 
     def _auto_accept(self, store: StoreContext, orders: list[Order]) -> tuple[int, int]:
         accepted = errors = 0

@@ -450,19 +450,27 @@ class OrderBook:
         orders: Sequence[Order],
         rejects: Sequence[Reject] = (),
         cursor: Any = None,
+        *,
+        documents: Sequence[dict[str, Any]] | None = None,
     ) -> PageStats:
         """Upsert a page of orders with their items and rejects, and save its cursor: one transaction.
 
         Orders whose content hash is unchanged are not rewritten. A ``None``
-        cursor leaves the saved cursor as it is.
+        cursor leaves the saved cursor as it is. ``documents``, when given,
+        are the orders' :func:`~connector_core.models.to_json` forms (one per
+        order, same order), already computed by the caller; they are not
+        modified.
         """
-        latest: dict[str, Order] = {}
-        for order in orders:
+        if documents is not None and len(documents) != len(orders):
+            raise ValueError(f"save_page got {len(documents)} documents for {len(orders)} orders")
+        latest: dict[str, tuple[Order, dict[str, Any] | None]] = {}
+        for i, order in enumerate(orders):
             if order.store != store:
                 raise StoreError(
                     f"order {order.order_key!r} belongs to store {order.store!r}, not {store!r}", store=store
                 )
-            latest[order.order_key] = order  # the last copy of a key in a page wins
+            # the last copy of a key in a page wins
+            latest[order.order_key] = (order, None if documents is None else documents[i])
         stamp = now_iso()
         with self.transaction() as c:
             existing = _existing_hashes(c, store, list(latest))
@@ -471,14 +479,15 @@ class OrderBook:
             changed: list[Order] = []
             unchanged = 0
             item_rows: list[tuple[Any, ...]] = []
-            for key, order in latest.items():
-                data = to_json(order)  # once per order: the hash, both columns and the items come from it
+            for key, (order, document) in latest.items():
+                # one JSON form per order: the hash, both columns and the items come from it
+                data = to_json(order) if document is None else document
                 digest = hashlib.sha256(_dumps(data).encode()).hexdigest()  # == order_hash(order)
                 if existing.get(key) == digest:
                     unchanged += 1
                     continue
-                raw_data = data.pop("raw", {})
-                canonical, raw = _dumps(data), _dumps(raw_data)
+                raw = _dumps(data.get("raw", {}))
+                canonical = _dumps({k: v for k, v in data.items() if k != "raw"})
                 item_rows.extend(
                     (store, key, item["line_key"], item["sku"], item["quantity"], _dumps(item))
                     for item in data["items"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,7 +28,7 @@ from connector_core.models import (
 text = st.none() | st.text(max_size=8)
 money = st.decimals(min_value=Decimal("-1000"), max_value=Decimal("100000"), places=2, allow_nan=False)
 zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))])
-dates = st.datetimes(timezones=zones)
+dates = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones)
 addresses = st.builds(
     Address, name=text, company=text, street1=text, street2=text, street3=text, city=text, state=text,
     postal_code=text, country=text, phone=text, email=text,
@@ -73,3 +74,40 @@ def test_order_json_equals_cattrs(order: Order) -> None:
     assert list(fast) == list(generic)
     assert [list(i) for i in fast["items"]] == [list(i) for i in generic["items"]]
     assert from_json(fast, Order) == order
+
+
+def test_save_page_with_documents_stores_the_same_rows(tmp_path: Path) -> None:
+    """save_page given the orders' JSON forms writes the rows it writes without them, and leaves them intact."""
+    from bazaar_plugin import Bazaar, make_order
+
+    from connector_core.models import RawOrder
+    from connector_core.store import OrderBook, order_hash
+    from connector_core.store_context import StoreContext
+
+    plugin = Bazaar()
+    ctx = StoreContext(name="shop", marketplace="bazaar", settings={})
+    try:
+        orders = [plugin.map_order(ctx, RawOrder(order_key=f"BZ{s:04d}", payload=make_order(s))) for s in range(1, 6)]
+    finally:
+        ctx.http.close()
+    documents = [to_json(o) for o in orders]
+    copies = [to_json(o) for o in orders]
+    rows = []
+    for name, docs in (("a", None), ("b", documents)):
+        with OrderBook(tmp_path / f"{name}.sqlite3") as book:
+            book.add_store("shop", "bazaar", {"token": "t"})
+            stats = book.save_page("shop", orders, documents=docs)
+            assert stats.inserted == 5
+            rows.append(
+                [
+                    tuple(r)
+                    for r in book.conn.execute(
+                        "SELECT order_key, canonical, raw, hash FROM orders ORDER BY order_key"
+                    ).fetchall()
+                ]
+            )
+            again = book.save_page("shop", orders, documents=docs)
+            assert again.unchanged == 5
+    assert rows[0] == rows[1]
+    assert [r[3] for r in rows[1]] == [order_hash(o) for o in orders]
+    assert documents == copies
