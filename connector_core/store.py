@@ -169,7 +169,13 @@ def _dumps(value: Any) -> str:
 
 def order_hash(order: Order) -> str:
     """A content hash of the whole order (canonical fields and raw payload)."""
-    return hashlib.sha256(_dumps(to_json(order)).encode()).hexdigest()
+    return _content_hash(*_split(order))
+
+
+def _content_hash(canonical: str, raw: str) -> str:
+    # of the two stored columns, so nothing is serialised twice (an order book written before this
+    # hashed one JSON text of both: its orders are rewritten once, unchanged, by their next sync)
+    return hashlib.sha256(f"{canonical}\n{raw}".encode()).hexdigest()
 
 
 def shipment_key(shipment: Shipment) -> str:
@@ -482,12 +488,12 @@ class OrderBook:
             for key, (order, document) in latest.items():
                 # one JSON form per order: the hash, both columns and the items come from it
                 data = to_json(order) if document is None else document
-                digest = hashlib.sha256(_dumps(data).encode()).hexdigest()  # == order_hash(order)
+                raw = _dumps(data.get("raw", {}))
+                canonical = _dumps({k: v for k, v in data.items() if k != "raw"})
+                digest = _content_hash(canonical, raw)  # == order_hash(order)
                 if existing.get(key) == digest:
                     unchanged += 1
                     continue
-                raw = _dumps(data.get("raw", {}))
-                canonical = _dumps({k: v for k, v in data.items() if k != "raw"})
                 item_rows.extend(
                     (store, key, item["line_key"], item["sku"], item["quantity"], _dumps(item))
                     for item in data["items"]
@@ -633,7 +639,7 @@ class OrderBook:
             if marketplace_status is not None:
                 changes["marketplace_status"] = marketplace_status
             new = attrs.evolve(order, **changes)
-            canonical, _ = _split(new)
+            canonical, raw = _split(new)
             c.execute(
                 "UPDATE orders SET status = ?, marketplace_status = ?, canonical = ?, hash = ?, updated_at = ?"
                 " WHERE store = ? AND order_key = ?",
@@ -641,7 +647,7 @@ class OrderBook:
                     new.status.value,
                     new.marketplace_status.code,
                     canonical,
-                    order_hash(new),
+                    _content_hash(canonical, raw),
                     now_iso(),
                     store,
                     order_key,
