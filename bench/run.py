@@ -131,8 +131,15 @@ def bench_push(shipments: int, concurrency: int, tmp: Path) -> dict[str, Any]:
             "push", "--url", sb["url"], "--partner", sb["partner_ids"][0], "--shipments", str(shipments),
             "--concurrency", str(concurrency), "--latency", str(latency), "--db", str(tmp / "push.sqlite3"),
         )  # fmt: skip
-    ideal = result["requests"] / concurrency * latency / 1000
-    result.update(ideal_seconds=round(ideal, 3), over_ideal=round(result["seconds"] / ideal, 2) if ideal else None)
+    # every request of the push waits the latency: the updates, and the reads that make a re-push safe
+    ideal = result["all_requests"] / concurrency * latency / 1000
+    updates_only = result["requests"] / concurrency * latency / 1000
+    result.update(
+        ideal_seconds=round(ideal, 3),
+        over_ideal=round(result["seconds"] / ideal, 2) if ideal else None,
+        updates_ideal_seconds=round(updates_only, 3),
+        over_updates_ideal=round(result["seconds"] / updates_only, 2) if updates_only else None,
+    )
     return result
 
 
@@ -213,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             say(f"## Shipments: {args.shipments:,} through the outbox, 20 ms latency, concurrency {args.concurrency}")
             s = bench_push(args.shipments, args.concurrency, tmp)
             say(
-                f"  {s['shipments']:,} shipments, {s['requests']:,} requests in {s['seconds']:.2f} s; ideal"
-                f" {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal; pushed {s['pushed']:,}, failed {s['failed']},"
+                f"  {s['shipments']:,} shipments, {s['all_requests']:,} requests ({s['requests']:,} updates, the rest"
+                f" order reads) in {s['seconds']:.2f} s; ideal {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal"
+                f" ({s['over_updates_ideal']}x the updates alone); pushed {s['pushed']:,}, failed {s['failed']},"
                 f" duplicates {s['duplicates']}, not shipped {s['not_shipped']}"
                 f"  [{verdict((s['over_ideal'] or 99) <= TARGETS['over_ideal'] and not s['duplicates'])} <= 1.5x,"
                 " zero duplicates]"

@@ -225,8 +225,10 @@ def push_shipments(
             )
         before = {r["order_key"]: r["update_requests"] for r in admin(url, "orders")}
         httpx.post(f"{url}/_admin/faults", json={"latency": latency_ms}, timeout=30).raise_for_status()
+        requests_before = admin(url, "counters")["requests"]
         with Timer() as t:
             report = push_concurrently(engine, "bench", concurrency=concurrency)
+        all_requests = admin(url, "counters")["requests"] - requests_before  # admin calls are not counted
         httpx.post(f"{url}/_admin/faults", json={"latency": 0}, timeout=30).raise_for_status()
     after = {r["order_key"]: r for r in admin(url, "orders")}
     sent = {k: after[k]["update_requests"] - before[k] for k in keys}
@@ -236,6 +238,7 @@ def push_shipments(
         "latency_ms": latency_ms,
         "seconds": round(t.wall, 3),
         "requests": sum(sent.values()),
+        "all_requests": all_requests,
         "pushed": report.pushed,
         "already_applied": report.already_applied,
         "failed": report.failed,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -396,8 +396,23 @@ class Engine:
         self.host.schemas.validate(CANONICAL_SHIPMENT, to_json(shipment), store=shipment.store)
         return self.book.add_shipment(shipment)
 
-    def push(self, store_name: str) -> PushReport:
-        """Push every pending shipment of the store; see the module docstring."""
+    def sync_all(self, stores: Sequence[str], *, concurrency: int = 8) -> list[SyncReport | ConnectorError]:
+        """Sync several stores, ``concurrency`` at a time (:func:`connector_core.parallel.sync_all`)."""
+        from connector_core.parallel import sync_all
+
+        return sync_all(self, stores, concurrency=concurrency)
+
+    def push(self, store_name: str, *, concurrency: int = 1) -> PushReport:
+        """Push every pending shipment of the store; see the module docstring.
+
+        With ``concurrency`` > 1 the shipments are pushed by that many
+        workers (:func:`connector_core.parallel.push_concurrently`), each
+        shipment once.
+        """
+        if concurrency != 1:
+            from connector_core.parallel import push_concurrently
+
+            return push_concurrently(self, store_name, concurrency=concurrency)
         if not self.book.pending_shipments(store_name):
             if notify.has_due(self.book.conn, store=store_name):  # e-mails that failed earlier, now due again
                 store = self.store_context(store_name)

@@ -98,3 +98,25 @@ def test_concurrency_must_be_a_positive_whole_number(host: PluginHost, book: Ord
     """A concurrency below 1 is refused with a ConfigError."""
     with pytest.raises(ConfigError, match="concurrency"):
         sync_all(Engine(host, book), ["x"], concurrency=0)
+
+
+def test_engine_wrappers_sync_all_and_push_with_concurrency(
+    sandbox: SpartooSandbox, host: PluginHost, book: OrderBook
+) -> None:
+    """Engine.sync_all and Engine.push(concurrency=3) do what the parallel functions do: every shipment once."""
+    book.add_store("w", "spartoo", _settings(sandbox, PARTNERS[2], ["com", "it"], auto_accept=True))
+    engine = Engine(host, book)
+    [report] = engine.sync_all(["w"], concurrency=2)
+    assert isinstance(report, SyncReport) and report.inserted == book.count_orders("w") > 0
+    keys = [o.order_key for o in book.iter_orders("w") if o.status is OrderStatus.AWAITING_SHIPMENT][:6]
+    assert len(keys) >= 4
+    for i, key in enumerate(keys):
+        engine.record_shipment(
+            Shipment(store="w", order_key=key, tracking_number=f"WRP{i:05d}", ship_date=datetime.now(UTC))
+        )
+    before = {o["order_key"]: o["update_requests"] for o in sandbox.orders()}
+    pushed = engine.push("w", concurrency=3)
+    after = {o["order_key"]: o for o in sandbox.orders()}
+    assert (pushed.pushed, pushed.failed) == (len(keys), 0)
+    assert {k: after[k]["update_requests"] - before[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert engine.push("w", concurrency=3).pushed == 0
