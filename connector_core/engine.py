@@ -125,6 +125,18 @@ class PushReport:
     outcomes: tuple[PushOutcome, ...] = ()
 
 
+@attrs.frozen
+class PushAttempt:
+    """One shipment sent to the marketplace, not yet recorded: its result, or the error it met."""
+
+    outbox_id: int
+    order_key: str
+    shipment: Shipment
+    order: Order | None = None
+    result: PushResult | None = None
+    error: ConnectorError | None = None
+
+
 Progress = Callable[[SyncReport], None]
 
 
@@ -442,10 +454,25 @@ class Engine:
         )
 
     def _push_one(self, store: StoreContext, outbox_id: int, order_key: str, shipment: Shipment) -> PushOutcome:
+        return self._record_push(store, self._attempt_push(store, outbox_id, order_key, shipment))
+
+    def _attempt_push(self, store: StoreContext, outbox_id: int, order_key: str, shipment: Shipment) -> PushAttempt:
+        """Push one shipment to the marketplace; write nothing (see :meth:`_record_push`)."""
         try:
             order = self.book.get_order(store.name, order_key)
             result = self.host.push_shipment(store, order, shipment)
-        except TransientError as err:
+        except ConnectorError as err:
+            return PushAttempt(outbox_id, order_key, shipment, error=err)
+        return PushAttempt(outbox_id, order_key, shipment, order=order, result=result)
+
+    def _record_push(self, store: StoreContext, attempt: PushAttempt) -> PushOutcome:
+        """Record what a push attempt came to: outbox state, e-mail, order status.
+
+        Each write is its own transaction, or a savepoint when the caller batches
+        several records into one (:func:`connector_core.parallel.push_concurrently`).
+        """
+        outbox_id, order_key, err = attempt.outbox_id, attempt.order_key, attempt.error
+        if isinstance(err, TransientError):
             attempts = self.book.mark_retry(outbox_id, err.message)
             if attempts >= self.max_push_attempts:
                 message = f"gave up after {attempts} attempts: {err.message}"
@@ -453,17 +480,19 @@ class Engine:
                 return PushOutcome(outbox_id, order_key, "failed", error=message)
             log.info("%s: push of %s will be retried: %s", store.name, order_key, err)
             return PushOutcome(outbox_id, order_key, "pending", error=err.message)
-        except ConnectorError as err:
+        if err is not None:
             self.book.mark_failed(outbox_id, err.message)
             log.warning("%s: push of %s refused: %s", store.name, order_key, err)
             return PushOutcome(outbox_id, order_key, "failed", error=err.message)
+        order, result = attempt.order, attempt.result
+        assert order is not None and result is not None
         if not result.accepted:
             message = redact(result.message or "the marketplace did not accept the shipment")
             self.book.mark_failed(outbox_id, message, result)
             return PushOutcome(outbox_id, order_key, "failed", result=result, error=message)
         # queue the e-mail before the outbox row is marked pushed: a crash in between
         # re-pushes (already_applied) and finds the e-mail already queued, once
-        self._queue_notification(store, outbox_id, order, shipment)
+        self._queue_notification(store, outbox_id, order, attempt.shipment)
         self.book.mark_pushed(outbox_id, result)
         if order.status is not OrderStatus.SHIPPED:
             self.book.update_order_status(store.name, order_key, OrderStatus.SHIPPED)

@@ -10,10 +10,11 @@ under its lease.
 * :func:`sync_all`: one full :meth:`Engine.sync` per store, ``concurrency``
   stores at a time; a store that fails does not stop the others.
 * :func:`push_concurrently`: the store's pending shipments handed out to
-  ``concurrency`` workers. Each shipment is pushed by exactly one worker
-  and recorded as :meth:`Engine.push` records it, so delivery stays
-  at-least-once and a re-push stays idempotent (the plugin answers
-  ``already_applied``).
+  ``concurrency`` workers. Each shipment is pushed by exactly one worker;
+  the workers only talk to the marketplace, and the calling thread records
+  the finished pushes as :meth:`Engine.push` records them, a batch of them
+  per write transaction. Delivery stays at-least-once and a re-push stays
+  idempotent (the plugin answers ``already_applied``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,8 @@ from connector_core.errors import ConfigError, ConnectorError
 from connector_core.store import OrderBook
 
 if TYPE_CHECKING:
-    from connector_core.engine import Engine, PushOutcome, PushReport, SyncReport
+    from connector_core.engine import Engine, PushAttempt, PushOutcome, PushReport, SyncReport
+    from connector_core.store_context import StoreContext
 
 DEFAULT_CONCURRENCY = 8
 
@@ -87,6 +89,26 @@ def _sync_one(worker: Callable[[], Engine], name: str) -> SyncReport | Connector
         return err
 
 
+def _record_batch(engine: Engine, store: StoreContext, done: set[Future[PushAttempt]]) -> list[PushOutcome]:
+    """Record the finished pushes in one write transaction on the caller's connection; then re-raise
+    the first error a worker met (the pushes it did not record are pushed again next time)."""
+    attempts: list[PushAttempt] = []
+    failure: BaseException | None = None
+    for future in done:
+        try:
+            attempts.append(future.result())
+        except BaseException as exc:
+            failure = failure or exc
+    if attempts:
+        with engine.book.transaction():
+            outcomes = [engine._record_push(store, attempt) for attempt in attempts]
+    else:
+        outcomes = []
+    if failure is not None:
+        raise failure
+    return outcomes
+
+
 def push_concurrently(engine: Engine, store_name: str, *, concurrency: int = DEFAULT_CONCURRENCY) -> PushReport:
     """Push the store's pending shipments with ``concurrency`` workers (see the module docstring)."""
     from connector_core.engine import PushReport
@@ -102,16 +124,24 @@ def push_concurrently(engine: Engine, store_name: str, *, concurrency: int = DEF
         with engine.book.lease(store_name, purpose="push", ttl=engine.lease_ttl, wait=engine.lease_wait) as lease:
             entries = engine.book.pending_shipments(store_name)  # read again under the lease
 
-            def push_one(index: int) -> PushOutcome:
+            def push_one(index: int) -> PushAttempt:
                 lease.check()
                 entry = entries[index]
-                return worker()._push_one(store, entry.id, entry.order_key, entry.shipment)
+                return worker()._attempt_push(store, entry.id, entry.order_key, entry.shipment)
 
             with (
                 _worker_engines(engine) as worker,
                 ThreadPoolExecutor(concurrency, thread_name_prefix="push") as pool,
             ):
-                outcomes = list(pool.map(push_one, range(len(entries))))
+                running = {pool.submit(push_one, i) for i in range(len(entries))}
+                try:
+                    while running:
+                        done, running = wait(running, return_when=FIRST_COMPLETED)
+                        outcomes.extend(_record_batch(engine, store, done))
+                finally:
+                    for future in running:
+                        future.cancel()
+            outcomes.sort(key=lambda o: o.outbox_id)
             engine.deliver_notifications(store)
     finally:
         store.http.close()

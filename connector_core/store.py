@@ -43,6 +43,7 @@ from connector_core.models import (
     to_json,
 )
 from connector_core.notify import NOTIFICATIONS_DDL
+from connector_core.sqlite_tx import write_transaction
 
 DB_ENV = "CONNECTOR_HOST_DB"
 BUSY_TIMEOUT_MS = 30_000
@@ -328,7 +329,16 @@ class OrderBook:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error."""
+        """One write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error.
+
+        Inside a transaction already open on this connection it is a
+        savepoint of it (all-or-nothing too; the outer one commits), so
+        several writes can be batched into one commit.
+        """
+        if self.conn.in_transaction:
+            with write_transaction(self.conn, "order_book"):
+                yield self.conn
+            return
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:

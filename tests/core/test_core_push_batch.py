@@ -1,0 +1,33 @@
+"""Batched writes: OrderBook.transaction nests as a savepoint, so several records share one commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector_core.store import OrderBook
+
+
+class Boom(Exception):
+    """A failure inside a nested write."""
+
+
+def test_nested_transaction_is_a_savepoint_of_the_outer_one(book: OrderBook) -> None:
+    """A nested transaction that fails rolls back only its own writes; the outer one commits the rest."""
+    with book.transaction():
+        book.add_store("kept", "bazaar", {"token": "t"})
+        with pytest.raises(Boom), book.transaction() as c:
+            c.execute("UPDATE stores SET marketplace = 'other' WHERE name = 'kept'")
+            raise Boom
+        book.set_cursor("kept", {"page": 2})
+        assert book.conn.in_transaction
+    assert not book.conn.in_transaction
+    assert book.get_store("kept").marketplace == "bazaar"
+    assert book.get_cursor("kept") == {"page": 2}
+
+
+def test_outer_failure_rolls_back_the_nested_writes(book: OrderBook) -> None:
+    """Writes committed by a nested transaction are undone when the outer transaction fails."""
+    with pytest.raises(Boom), book.transaction():
+        book.add_store("gone", "bazaar", {"token": "t"})
+        raise Boom
+    assert not book.has_store("gone")
