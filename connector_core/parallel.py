@@ -20,9 +20,10 @@ under its lease.
 from __future__ import annotations
 
 import copy
+import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -89,21 +90,17 @@ def _sync_one(worker: Callable[[], Engine], name: str) -> SyncReport | Connector
         return err
 
 
-def _record_batch(engine: Engine, store: StoreContext, done: set[Future[PushAttempt]]) -> list[PushOutcome]:
+def _record_batch(
+    engine: Engine, store: StoreContext, finished: list[PushAttempt | BaseException]
+) -> list[PushOutcome]:
     """Record the finished pushes in one write transaction on the caller's connection; then re-raise
     the first error a worker met (the pushes it did not record are pushed again next time)."""
-    attempts: list[PushAttempt] = []
-    failure: BaseException | None = None
-    for future in done:
-        try:
-            attempts.append(future.result())
-        except BaseException as exc:
-            failure = failure or exc
+    attempts = [a for a in finished if not isinstance(a, BaseException)]
+    outcomes: list[PushOutcome] = []
     if attempts:
         with engine.book.transaction():
             outcomes = [engine._record_push(store, attempt) for attempt in attempts]
-    else:
-        outcomes = []
+    failure = next((a for a in finished if isinstance(a, BaseException)), None)
     if failure is not None:
         raise failure
     return outcomes
@@ -124,22 +121,34 @@ def push_concurrently(engine: Engine, store_name: str, *, concurrency: int = DEF
         with engine.book.lease(store_name, purpose="push", ttl=engine.lease_ttl, wait=engine.lease_wait) as lease:
             entries = engine.book.pending_shipments(store_name)  # read again under the lease
 
-            def push_one(index: int) -> PushAttempt:
-                lease.check()
-                entry = entries[index]
-                return worker()._attempt_push(store, entry.id, entry.order_key, entry.shipment)
+            results: queue.SimpleQueue[PushAttempt | BaseException] = queue.SimpleQueue()
+
+            def push_one(index: int) -> None:
+                try:
+                    lease.check()
+                    entry = entries[index]
+                    results.put(worker()._attempt_push(store, entry.id, entry.order_key, entry.shipment))
+                except BaseException as exc:
+                    results.put(exc)
 
             with (
                 _worker_engines(engine) as worker,
                 ThreadPoolExecutor(concurrency, thread_name_prefix="push") as pool,
             ):
-                running = {pool.submit(push_one, i) for i in range(len(entries))}
+                futures = [pool.submit(push_one, i) for i in range(len(entries))]
                 try:
-                    while running:
-                        done, running = wait(running, return_when=FIRST_COMPLETED)
-                        outcomes.extend(_record_batch(engine, store, done))
+                    left = len(entries)
+                    while left:
+                        finished = [results.get()]  # wait for one, then take every other one already there
+                        while True:
+                            try:
+                                finished.append(results.get_nowait())
+                            except queue.Empty:
+                                break
+                        left -= len(finished)
+                        outcomes.extend(_record_batch(engine, store, finished))
                 finally:
-                    for future in running:
+                    for future in futures:
                         future.cancel()
             outcomes.sort(key=lambda o: o.outbox_id)
             engine.deliver_notifications(store)
