@@ -37,6 +37,7 @@ other exception type leaves :func:`map_order_document`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -138,12 +139,19 @@ COUNTRY_ALIASES: dict[str, str] = {
 }
 
 _CENT = Decimal("0.01")
+_ZERO = Decimal("0")
 
 
 def normalise_country(value: str | None) -> str | None:
     """A country name (French or English) or code -> ISO 3166-1 alpha-2; ``None`` if unknown or empty."""
     if value is None:
         return None
+    return _country(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _country(value: str) -> str | None:
+    # every order names two or three countries, from a small set: looked up once each
     text = " ".join(value.split())
     if not text:
         return None
@@ -202,6 +210,8 @@ _MONEY = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 def parse_money(value: str) -> Decimal:
     """Read a price such as ``12.50``, ``12,50`` or ``1 234,50``; raises ``ValueError`` when unreadable."""
+    if _MONEY.fullmatch(value):  # the usual shape: nothing to clean
+        return Decimal(value)
     text = value.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     if "," in text and "." in text:
         text = text.replace(",", "") if text.rfind(".") > text.rfind(",") else text.replace(".", "").replace(",", ".")
@@ -241,10 +251,9 @@ class _Doc:
         value = parent.get(key)
         if value is None:
             return None
-        if not isinstance(value, str):
+        if type(value) is not str and not isinstance(value, str):
             raise self.fail(f"{key} should be text, not {type(value).__name__}", f"{path}.{key}")
-        value = value.strip()
-        return value or None
+        return value.strip() or None
 
     def money(self, parent: Mapping[str, Any] | None, key: str, path: str, *, required: bool = False) -> Decimal | None:
         text = self.text(parent, key, path)
@@ -283,23 +292,52 @@ def map_order_document(
         raise MappingError(f"cannot map this Spartoo order: {exc}", path="$", order_key=order_key) from None
 
 
-def _address(doc: _Doc, node: Mapping[str, Any] | None, prefix: str, path: str) -> Address:
-    def t(name: str) -> str | None:
-        return doc.text(node, f"{prefix}_{name}", path)
+#: Address fields of a Spartoo prefix (customers_*, delivery_*), in the order _address reads them.
+_ADDRESS_FIELDS = (
+    "country",
+    "firstname",
+    "lastname",
+    "company",
+    "street_address",
+    "suburb",
+    "city",
+    "state",
+    "postcode",
+)
+_ADDRESS_KEYS: dict[str, tuple[str, ...]] = {}
 
-    country_text = t("country")
+
+def _address_keys(prefix: str) -> tuple[str, ...]:
+    keys = _ADDRESS_KEYS[prefix] = tuple(f"{prefix}_{name}" for name in _ADDRESS_FIELDS)
+    return keys
+
+
+def _address(
+    doc: _Doc,
+    node: Mapping[str, Any] | None,
+    prefix: str,
+    path: str,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+) -> Address:
+    keys = _ADDRESS_KEYS.get(prefix) or _address_keys(prefix)
+    text = doc.text
+    country_text = text(node, keys[0], path)
     country = normalise_country(country_text)
     if country_text and country is None:
         raise doc.fail(f"unknown country {country_text!r}", f"{path}.{prefix}_country")
     return Address(
-        name=_join(t("firstname"), t("lastname")),
-        company=t("company"),
-        street1=t("street_address"),
-        street2=t("suburb"),
-        city=t("city"),
-        state=t("state"),
-        postal_code=t("postcode"),
+        name=_join(text(node, keys[1], path), text(node, keys[2], path)),
+        company=text(node, keys[3], path),
+        street1=text(node, keys[4], path),
+        street2=text(node, keys[5], path),
+        city=text(node, keys[6], path),
+        state=text(node, keys[7], path),
+        postal_code=text(node, keys[8], path),
         country=country,
+        phone=phone,
+        email=email,
     )
 
 
@@ -319,8 +357,7 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
     customer = Customer(name=buyer_name, company=doc.text(cust, "customers_company", cpath), email=email, phone=phone)
     bill_to = None
     if cust is not None:
-        bill_to = _address(doc, cust, "customers", cpath)
-        bill_to = Address(**{**_fields(bill_to), "phone": phone, "email": email})
+        bill_to = _address(doc, cust, "customers", cpath, phone=phone, email=email)
 
     # shipping address and pick-up point
     dpath = "$.delivery"
@@ -351,8 +388,8 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
             id=relay_id, type=doc.text(relay, "relay_type", rpath), name=relay_name, address=relay_address
         )
         if relay_address.is_usable():
-            ship_to = Address(**{**_fields(relay_address), "name": recipient, "company": relay_name})
-    ship_to = Address(**{**_fields(ship_to), "name": ship_to.name or recipient, "phone": phone, "email": email})
+            ship_to = _evolve(relay_address, name=recipient, company=relay_name)
+    ship_to = _evolve(ship_to, name=ship_to.name or recipient, phone=phone, email=email)
     if not ship_to.is_usable():
         missing = [
             n for n, v in (("street", ship_to.street1), ("city", ship_to.city), ("country", ship_to.country)) if not v
@@ -393,7 +430,7 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
         unit = doc.money(prod, "products_price_unit", ppath, required=True)
         assert unit is not None
         reduced = doc.money(prod, "products_price_unit_with_reduce", ppath)
-        line_discount = Decimal("0")
+        line_discount = _ZERO
         if reduced is not None and reduced < unit:
             line_discount = (unit - reduced) * qty
         elif reduced is not None and reduced > unit:
@@ -424,9 +461,9 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
             discounts.append(Discount(amount=line_discount, description="Spartoo reduced price", line_key=line_key))
 
     # totals
-    item_total = sum((line.total() for line in items), Decimal("0"))
-    shipping = doc.money(raw, "shipping_price", "$") or Decimal("0")
-    fee = doc.money(raw, "payment_price", "$") or Decimal("0")
+    item_total = sum((line.total() for line in items), _ZERO)
+    shipping = doc.money(raw, "shipping_price", "$") or _ZERO
+    fee = doc.money(raw, "payment_price", "$") or _ZERO
     computed = item_total + shipping + fee
     total = doc.money(raw, "order_total", "$")
     if total is None:
@@ -473,7 +510,20 @@ def _date(doc: _Doc, text: str, zone: ZoneInfo, path: str) -> datetime:
         raise doc.fail(f"{text!r} is not a date", path) from None
 
 
-def _fields(address: Address) -> dict[str, Any]:
-    import attrs
-
-    return attrs.asdict(address, recurse=False)
+def _evolve(a: Address, **changes: str | None) -> Address:
+    """``a`` with some fields replaced (``attrs.evolve`` without its generic overhead)."""
+    fields = {
+        "name": a.name,
+        "company": a.company,
+        "street1": a.street1,
+        "street2": a.street2,
+        "street3": a.street3,
+        "city": a.city,
+        "state": a.state,
+        "postal_code": a.postal_code,
+        "country": a.country,
+        "phone": a.phone,
+        "email": a.email,
+    }
+    fields.update(changes)
+    return Address(**fields)
