@@ -82,7 +82,7 @@ def test_rejected_retry_imports_once_the_order_passes(sandbox: SpartooSandbox, t
 
 
 def test_mapping_rejects_are_not_fetched_again(sandbox: SpartooSandbox, tmp_path: Path) -> None:
-    """Orders quarantined by mapping (no usable address) cost no second request: only parse/raw rejects are refetched."""
+    """Orders quarantined by mapping (no usable address) are not fetched again: only parse/raw rejects are."""
     with OrderBook(tmp_path / "book.sqlite3") as book:
         report = engine_on(book, sandbox.settings()).sync(STORE)
         stages = {r.stage for r in book.list_rejected(store=STORE)}
