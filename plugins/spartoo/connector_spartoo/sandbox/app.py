@@ -1,6 +1,6 @@
 """The Spartoo sandbox as an ASGI application (starlette).
 
-Routes, per SPARTOO_API.md (choices where it says "unknown" are in SANDBOX.md):
+Routes, as Spartoo's seller documentation describes them (choices where it is silent are in SANDBOX.md):
 
 - ``/{site}/mp/xml_export_orders.php``   export orders (streamed)
 - ``/{site}/mp/xml_maj_orders.php``      accept (2), ship (3), cancel (41)
