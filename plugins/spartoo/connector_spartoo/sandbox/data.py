@@ -11,7 +11,7 @@ Dates are relative to an ``anchor`` time (the sandbox's start by default):
 pass the same ``anchor`` and ``seed`` to get byte-identical documents.
 
 The XML written here uses the tag names of Spartoo's ``xml_export_orders``
-and ``xml_export_products`` documents, with the tag names of Spartoo's seller documentation.
+and ``xml_export_products`` documents, as its seller documentation gives them.
 """
 
 from __future__ import annotations
