@@ -124,6 +124,18 @@ class PushReport:
     failed: int = 0
     outcomes: tuple[PushOutcome, ...] = ()
 
+    @classmethod
+    def from_outcomes(cls, store: str, outcomes: Sequence[PushOutcome]) -> PushReport:
+        """Count the outcomes of one push by state."""
+        return cls(
+            store=store,
+            pushed=sum(o.state == "pushed" for o in outcomes),
+            already_applied=sum(bool(o.result and o.result.already_applied) for o in outcomes),
+            retry=sum(o.state == "pending" for o in outcomes),
+            failed=sum(o.state == "failed" for o in outcomes),
+            outcomes=tuple(outcomes),
+        )
+
 
 @attrs.frozen
 class PushAttempt:
@@ -444,14 +456,7 @@ class Engine:
                 self.deliver_notifications(store)
         finally:
             store.http.close()
-        return PushReport(
-            store=store_name,
-            pushed=sum(o.state == "pushed" for o in outcomes),
-            already_applied=sum(bool(o.result and o.result.already_applied) for o in outcomes),
-            retry=sum(o.state == "pending" for o in outcomes),
-            failed=sum(o.state == "failed" for o in outcomes),
-            outcomes=tuple(outcomes),
-        )
+        return PushReport.from_outcomes(store_name, outcomes)
 
     def _push_one(self, store: StoreContext, outbox_id: int, order_key: str, shipment: Shipment) -> PushOutcome:
         return self._record_push(store, self._attempt_push(store, outbox_id, order_key, shipment))

@@ -154,11 +154,4 @@ def push_concurrently(engine: Engine, store_name: str, *, concurrency: int = DEF
             engine.deliver_notifications(store)
     finally:
         store.http.close()
-    return PushReport(
-        store=store_name,
-        pushed=sum(o.state == "pushed" for o in outcomes),
-        already_applied=sum(bool(o.result and o.result.already_applied) for o in outcomes),
-        retry=sum(o.state == "pending" for o in outcomes),
-        failed=sum(o.state == "failed" for o in outcomes),
-        outcomes=tuple(outcomes),
-    )
+    return PushReport.from_outcomes(store_name, outcomes)
