@@ -45,6 +45,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pycountry
 
 from connector_core.errors import MappingError
@@ -388,8 +389,8 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
             id=relay_id, type=doc.text(relay, "relay_type", rpath), name=relay_name, address=relay_address
         )
         if relay_address.is_usable():
-            ship_to = _evolve(relay_address, name=recipient, company=relay_name)
-    ship_to = _evolve(ship_to, name=ship_to.name or recipient, phone=phone, email=email)
+            ship_to = attrs.evolve(relay_address, name=recipient, company=relay_name)
+    ship_to = attrs.evolve(ship_to, name=ship_to.name or recipient, phone=phone, email=email)
     if not ship_to.is_usable():
         missing = [
             n for n, v in (("street", ship_to.street1), ("city", ship_to.city), ("country", ship_to.country)) if not v
@@ -508,22 +509,3 @@ def _date(doc: _Doc, text: str, zone: ZoneInfo, path: str) -> datetime:
         return parse_date(text, zone)
     except ValueError:
         raise doc.fail(f"{text!r} is not a date", path) from None
-
-
-def _evolve(a: Address, **changes: str | None) -> Address:
-    """``a`` with some fields replaced (``attrs.evolve`` without its generic overhead)."""
-    fields = {
-        "name": a.name,
-        "company": a.company,
-        "street1": a.street1,
-        "street2": a.street2,
-        "street3": a.street3,
-        "city": a.city,
-        "state": a.state,
-        "postal_code": a.postal_code,
-        "country": a.country,
-        "phone": a.phone,
-        "email": a.email,
-    }
-    fields.update(changes)
-    return Address(**fields)

@@ -144,8 +144,8 @@ def marketplace_info() -> MarketplaceInfo:
 @hookimpl
 def connect(store: StoreContext) -> ConnectResult:
     """Check the partner ID on every configured site."""
-    settings = _settings(store)
-    client = SpartooClient(settings, store.http)
+    client = _client(store)
+    settings = client.settings
     for site in settings.sites:
         client.check_auth(site)
     n = len(settings.sites)
@@ -176,8 +176,8 @@ def fetch_orders(store: StoreContext, since: Any) -> Iterator[FetchPage]:
 
 
 def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
-    settings = _settings(store)
-    client = SpartooClient(settings, store.http)
+    client = _client(store)
+    settings = client.settings
     cursor: dict[str, str] = {k: v for k, v in since.items() if isinstance(v, str)} if isinstance(since, dict) else {}
     for site in settings.sites:
         last = _cursor_time(cursor.get(site))
@@ -208,10 +208,10 @@ def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
 def fetch_order(store: StoreContext, order_key: str) -> RawOrder | None:
     """Export one order again by its ``oID`` (``site:orders_id``); ``None`` if Spartoo does not return it."""
     site, _, order_id = order_key.partition(":")
-    settings = _settings(store)
-    if not order_id or site not in settings.sites:
+    client = _client(store)
+    if not order_id or site not in client.settings.sites:
         return None
-    doc = SpartooClient(settings, store.http).get_order(site, order_id)
+    doc = client.get_order(site, order_id)
     return None if doc is None else RawOrder(order_key=order_key, payload=doc, site=site)
 
 
@@ -244,32 +244,43 @@ def _current_code(client: SpartooClient, site: str, order_id: str, fallback: str
     return (code.strip() if isinstance(code, str) and code.strip() else fallback), doc
 
 
+_ACCEPT_RULE = "only orders in status 11 (Order Verified) can be accepted"
+_CANCEL_RULE = "a shipped or cancelled order cannot be cancelled"
+
+
+def _change(order: Order, code: str, *, already_applied: bool = False) -> StatusChange:
+    return StatusChange(order.order_key, _status(code), already_applied=already_applied)
+
+
+def _send_status(client: SpartooClient, order: Order, target: str, verb: str, rule: str) -> StatusChange:
+    """Send ``statut=target``; on a refusal, read the order back: already in ``target`` -> ``already_applied``."""
+    site, order_id = _split_key(order)
+    try:
+        client.update_order(site, order_id, target)
+    except TransitionError:
+        current, _ = _current_code(client, site, order_id, order.marketplace_status.code)
+        if current == target:
+            return _change(order, target, already_applied=True)
+        raise TransitionError(
+            f"cannot {verb} Spartoo order {order.order_key}: Spartoo has it in status {_describe(current)}; {rule}",
+            order_key=order.order_key,
+        ) from None
+    return _change(order, target)
+
+
 @hookimpl
 def accept_order(store: StoreContext, order: Order) -> StatusChange:
     """Accept an order (status 11 -> 2). Already 2: ``already_applied``; anything else: TransitionError."""
     client = _client(store)
-    site, order_id = _split_key(order)
     code = order.marketplace_status.code
     if code == "2":
-        return StatusChange(order.order_key, _status("2"), already_applied=True)
+        return _change(order, "2", already_applied=True)
     if code != "11":
         raise TransitionError(
-            f"cannot accept Spartoo order {order.order_key}: it is in status {_describe(code)}; "
-            "only orders in status 11 (Order Verified) can be accepted",
+            f"cannot accept Spartoo order {order.order_key}: it is in status {_describe(code)}; {_ACCEPT_RULE}",
             order_key=order.order_key,
         )
-    try:
-        client.update_order(site, order_id, "2")
-    except TransitionError:
-        current, _ = _current_code(client, site, order_id, code)
-        if current == "2":
-            return StatusChange(order.order_key, _status("2"), already_applied=True)
-        raise TransitionError(
-            f"cannot accept Spartoo order {order.order_key}: Spartoo has it in status {_describe(current)}; "
-            "only orders in status 11 (Order Verified) can be accepted",
-            order_key=order.order_key,
-        ) from None
-    return StatusChange(order.order_key, _status("2"))
+    return _send_status(client, order, "2", "accept", _ACCEPT_RULE)
 
 
 @hookimpl
@@ -281,28 +292,16 @@ def cancel_order(store: StoreContext, order: Order, reason: str | None) -> Statu
     command changes nothing).
     """
     client = _client(store)
-    site, order_id = _split_key(order)
     code = order.marketplace_status.code
     if code == "41":
-        return StatusChange(order.order_key, _status("41"), already_applied=True)
+        return _change(order, "41", already_applied=True)
     if code == "3":
         raise TransitionError(
             f"cannot cancel Spartoo order {order.order_key}: it is already shipped (status 3); "
             "handle it as a return instead",
             order_key=order.order_key,
         )
-    try:
-        client.update_order(site, order_id, "41")
-    except TransitionError:
-        current, _ = _current_code(client, site, order_id, code)
-        if current == "41":
-            return StatusChange(order.order_key, _status("41"), already_applied=True)
-        raise TransitionError(
-            f"cannot cancel Spartoo order {order.order_key}: Spartoo has it in status {_describe(current)}; "
-            "a shipped or cancelled order cannot be cancelled",
-            order_key=order.order_key,
-        ) from None
-    return StatusChange(order.order_key, _status("41"))
+    return _send_status(client, order, "41", "cancel", _CANCEL_RULE)
 
 
 _TRACKING_KEYS = ("tracking_number", "orders_tracking_number", "tracking")
@@ -415,8 +414,8 @@ def fetch_catalogue(store: StoreContext) -> Iterator[CatalogueEntry]:
 
 
 def _catalogue(store: StoreContext) -> Iterator[CatalogueEntry]:
-    settings = _settings(store)
-    client = SpartooClient(settings, store.http)
+    client = _client(store)
+    settings = client.settings
     seen: set[str] = set()
     for site in settings.sites:
         for product in client.export_products(site):
