@@ -67,6 +67,7 @@ def test_settings_defaults_and_repr() -> None:
         ({"partner_id": PARTNER, "timezone": "Mars/Olympus"}, "IANA"),
         ({"partner_id": PARTNER, "base_url": "https://x.example/mp/"}, "{site}"),
         ({"partner_id": PARTNER, "colour": "red"}, "unknown Spartoo setting"),
+        ({"partner_id": PARTNER, "initial_lookback_days": 3651}, "between 1 and 3650"),
     ],
 )
 def test_settings_refused(settings: dict[str, object], message: str) -> None:

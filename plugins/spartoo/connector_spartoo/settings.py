@@ -67,8 +67,9 @@ class SpartooSettings:
         Raises :class:`SettingsError` naming the key to fix. The partner ID is
         registered as a secret so that it is masked wherever it might show.
         """
-        known = _defaults() | {"partner_id": None}
-        unknown = sorted(set(settings) - set(known))
+        defaults = _defaults()
+        known = {*defaults, "partner_id"}
+        unknown = sorted(set(settings) - known)
         if unknown:
             raise SettingsError(f"unknown Spartoo setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         partner_id = settings.get("partner_id")
@@ -77,7 +78,7 @@ class SpartooSettings:
                 "partner_id is missing: enter the merchant ID for web services from your Spartoo account"
             )
         register_secret(partner_id)
-        values = _defaults() | {k: v for k, v in settings.items() if v is not None}
+        values = defaults | {k: v for k, v in settings.items() if v is not None}
 
         sites = values["sites"]
         if isinstance(sites, str):
@@ -111,8 +112,8 @@ class SpartooSettings:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
             raise SettingsError("timeout must be a number of seconds between 0 and 600")
         lookback = values["initial_lookback_days"]
-        if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
-            raise SettingsError("initial_lookback_days must be a whole number of days, at least 1")
+        if isinstance(lookback, bool) or not isinstance(lookback, int) or not 1 <= lookback <= 3650:
+            raise SettingsError("initial_lookback_days must be a whole number of days between 1 and 3650")
         cap = values["max_document_mb"]
         if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap <= 4096:
             raise SettingsError("max_document_mb must be a number of megabytes above 0 and at most 4096")
