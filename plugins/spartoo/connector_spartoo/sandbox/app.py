@@ -244,10 +244,8 @@ def build_app(state: SandboxState) -> ASGIApp:
         oid = fields.get("oID", "").strip()
         if oid:
             index = book.index_of(oid)
-            found = index is not None and book.site(index) == site
-            indices = (
-                [index] if found and index is not None and (status is None or book.status[index] == status) else []
-            )
+            found = index is not None and book.site(index) == site and (status is None or book.status[index] == status)
+            indices = [index] if found and index is not None else []
         elif fields.get("date", "").strip():
             try:
                 since = parse_request_date(fields["date"])

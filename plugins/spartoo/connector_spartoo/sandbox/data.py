@@ -878,7 +878,7 @@ class OrderBook:
         if malformed:
             data["order_total"] = "N/A"
             data["products"]["product"][0]["products_qty"] = "deux"
-        return "<order>" + _render(data) + "</order>"
+        return _order_element(data)
 
     def order_bytes(self, index: int) -> bytes:
         """``order_xml(index)`` encoded as UTF-8, from a small cache keyed by the order's current state.
@@ -889,11 +889,14 @@ class OrderBook:
         return self._cached_bytes(index, *self._state(index))
 
     def _bytes_uncached(self, index: int, status: int, purchased: int, modified: int, tracking: str | None) -> bytes:
-        data = self._order(index, status, purchased, modified, tracking, None)
-        return ("<order>" + _render(data) + "</order>").encode()
+        return _order_element(self._order(index, status, purchased, modified, tracking, None)).encode()
 
 
 _ITEM_COUNT_TABLE = _cumulative(((1, 15), (2, 20), (3, 30), (4, 20), (5, 15)))
+
+
+def _order_element(data: dict[str, Any]) -> str:
+    return "<order>" + _render(data) + "</order>"
 
 
 def _render(data: dict[str, Any], parts: list[str] | None = None) -> str:
