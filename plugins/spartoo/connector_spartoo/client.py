@@ -24,6 +24,7 @@ from connector_core.secrets import register_secret
 from connector_spartoo.settings import SpartooSettings
 from connector_spartoo.xmlstream import (
     DEFAULT_MAX_DEPTH,
+    ENVELOPE_MAX_BYTES,
     OrderStream,
     UnusableElement,
     element_to_json,
@@ -80,8 +81,6 @@ class OrderExport:
         self._form = form
         self.complete = False
         self.started: datetime | None = None
-        self.orders = 0
-        self.rejects = 0
 
     def _open(self) -> tuple[ExitStack, OrderStream, Iterator[dict[str, Any] | RawReject], Any]:
         c = self._client
@@ -109,8 +108,6 @@ class OrderExport:
                 yield head
                 yield from it
             self.complete = stream.complete
-            self.orders = stream.orders
-            self.rejects = stream.rejects
 
 
 class SpartooClient:
@@ -139,7 +136,7 @@ class SpartooClient:
         return form
 
     def _post(
-        self, site: str, script: str, *, max_bytes: int = 16 * 1024 * 1024, **fields: str | None
+        self, site: str, script: str, *, max_bytes: int = ENVELOPE_MAX_BYTES, **fields: str | None
     ) -> etree._Element:
         parsed: list[etree._Element] = []
 

@@ -52,6 +52,8 @@ from connector_core.models import RawReject
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
+#: Size cap of a small whole answer (``xml_maj_orders.php`` and the like).
+ENVELOPE_MAX_BYTES = 16 * 1024 * 1024
 #: Tags that are always lists in the JSON form, even with a single entry.
 LIST_TAGS = frozenset({"product", "error"})
 #: How much of a rejected order's XML is kept for the quarantine.
@@ -117,7 +119,7 @@ def _statut_of(elem: etree._Element) -> tuple[str | None, str | None]:
     return elem.findtext("id"), elem.findtext("description")
 
 
-def parse_envelope(content: bytes, *, site: str | None = None, max_bytes: int = 16 * 1024 * 1024) -> etree._Element:
+def parse_envelope(content: bytes, *, site: str | None = None, max_bytes: int = ENVELOPE_MAX_BYTES) -> etree._Element:
     """Parse a small whole answer (e.g. of ``xml_maj_orders.php``) safely; raise on a negative ``<statut>``.
 
     Returns the root element. Refuses DOCTYPEs and documents over ``max_bytes``.
@@ -153,8 +155,6 @@ def _not_xml(head: bytes, reason: str) -> MarketplaceError | HostileInputError:
 
 class UnusableElement(Exception):
     """An element that has no JSON form (text mixed with elements, no children where needed)."""
-
-    pass
 
 
 def _local(tag: Any) -> str | None:
