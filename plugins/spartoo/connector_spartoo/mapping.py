@@ -305,12 +305,9 @@ _ADDRESS_FIELDS = (
     "state",
     "postcode",
 )
-_ADDRESS_KEYS: dict[str, tuple[str, ...]] = {}
-
-
-def _address_keys(prefix: str) -> tuple[str, ...]:
-    keys = _ADDRESS_KEYS[prefix] = tuple(f"{prefix}_{name}" for name in _ADDRESS_FIELDS)
-    return keys
+_ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
+    prefix: tuple(f"{prefix}_{name}" for name in _ADDRESS_FIELDS) for prefix in ("customers", "delivery")
+}
 
 
 def _address(
@@ -322,7 +319,7 @@ def _address(
     phone: str | None = None,
     email: str | None = None,
 ) -> Address:
-    keys = _ADDRESS_KEYS.get(prefix) or _address_keys(prefix)
+    keys = _ADDRESS_KEYS[prefix]
     text = doc.text
     country_text = text(node, keys[0], path)
     country = normalise_country(country_text)

@@ -195,7 +195,7 @@ def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
                 orders, rejects = [], []
         new_cursor = None
         if export.complete and export.started is not None:
-            cursor = {**cursor, site: _iso(export.started)}
+            cursor[site] = _iso(export.started)
             new_cursor = dict(cursor)
         else:
             store.log.warning(
