@@ -223,6 +223,14 @@ def lookup_for(conn: sqlite3.Connection, skus: Iterable[str]) -> dict[str, Catal
     return out
 
 
+def snapshot(conn: sqlite3.Connection, *, limit: int) -> dict[str, CatalogueEntry] | None:
+    """The whole catalogue by SKU (for :func:`enrich` away from the book), or ``None`` if over ``limit`` entries."""
+    count = int(conn.execute("SELECT count(*) FROM catalogue").fetchone()[0])
+    if count > limit:
+        return None
+    return {entry.sku: entry for entry in map(_entry, conn.execute(_SELECT))}
+
+
 # -- CSV -----------------------------------------------------------------------
 
 

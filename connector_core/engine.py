@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,9 @@ from connector_core.models import (
 )
 from connector_core.plugins import PluginHost
 from connector_core.secrets import redact, register_settings
-from connector_core.store import OrderBook, PageStats, Reject
+from connector_core.store import OrderBook, OrderRow, PageStats, Reject, order_from_row, prepare_row
 from connector_core.store_context import StoreContext
+from connector_core.workers import MIN_PAGE, MapWorkers, WorkerFailed, auto_workers, check_workers
 
 log = logging.getLogger("connector_core.engine")
 
@@ -58,6 +61,8 @@ CANONICAL_ORDER = "canonical/order"
 CANONICAL_SHIPMENT = "canonical/shipment"
 REFETCH_PER_PAGE = 50
 """At most this many rejected orders of one page are fetched again (``fetch_order``)."""
+CATALOGUE_SNAPSHOT_MAX = 500_000
+"""Map workers get the catalogue as a snapshot; a larger catalogue keeps the mapping in process."""
 REFETCH_STAGES = frozenset({"parse", "validation"})
 """Reject stages worth a second fetch: a copy that is malformed or fails the raw schema may be a
 transfer fault. Mapping and canonical rejects of a well-formed document are deterministic."""
@@ -149,6 +154,21 @@ class PushAttempt:
     error: ConnectorError | None = None
 
 
+@attrs.frozen
+class MappedPage:
+    """A page of raw orders after :meth:`Engine.map_raw_orders`: rows to store, rejects, orders to accept.
+
+    ``accept`` indexes ``rows``. ``orders`` are the mapped orders themselves
+    when mapped in process; a map worker sends rows only.
+    """
+
+    rows: tuple[OrderRow, ...] = ()
+    rejects: tuple[Reject, ...] = ()
+    accept: tuple[int, ...] = ()
+    accept_errors: int = 0
+    orders: tuple[Order, ...] | None = None
+
+
 Progress = Callable[[SyncReport], None]
 
 
@@ -164,6 +184,7 @@ class Engine:
         http_policy: HttpPolicy | None = None,
         lease_wait: float = 60.0,
         lease_ttl: float = 60.0,
+        workers: int | None = None,
     ) -> None:
         self.host = host
         self.book = book
@@ -171,6 +192,8 @@ class Engine:
         self.http_policy = http_policy or HttpPolicy.from_environ()
         self.lease_wait = lease_wait
         self.lease_ttl = lease_ttl
+        self.workers = None if workers is None else check_workers(workers)
+        """Map worker processes per sync (:mod:`connector_core.workers`); ``None``: :func:`auto_workers`."""
         self._host_settings: dict[tuple[str, str], host_settings.HostSettings] = {}
 
     # -- context -------------------------------------------------------------
@@ -211,59 +234,173 @@ class Engine:
             else None
         )
         report = SyncReport(store=store.name, cursor=since)
-        for page in self.host.fetch_orders(store, since=since):
-            orders, documents, rejects = self._map_page(store, page, raw_schema)
-            lease.check()
-            stats = self.book.save_page(store.name, orders, rejects, page.cursor, documents=documents)
-            accepted, accept_errors = self._auto_accept(store, orders)
-            report = _add(report, page, stats, accepted, accept_errors)
-            log.info(
-                "%s: page %d: %d new, %d updated, %d unchanged, %d rejected",
-                store.name,
-                report.pages,
-                stats.inserted,
-                stats.updated,
-                stats.unchanged,
-                stats.rejected,
-            )
+        wanted = self._worker_count()
+        pool: MapWorkers | None = None
+        in_flight: deque[FetchPage] = deque()  # pages handed to the workers, in fetch order
+
+        def finish(page: FetchPage, mapped: MappedPage) -> None:
+            nonlocal report
+            report = self._store_page(store, page, mapped, raw_schema, lease, report)
             if progress is not None:
                 progress(report)
+
+        def without_workers(err: WorkerFailed) -> None:
+            nonlocal pool
+            log.warning("%s: %s; mapping the rest of this sync in process", store.name, err)
+            assert pool is not None
+            pool.close()
+            pool = None
+            while in_flight:  # mapping is deterministic: the pages a worker held are mapped here instead
+                page = in_flight.popleft()
+                finish(page, self.map_raw_orders(store, page.orders, raw_schema, keep_orders=True))
+
+        try:
+            for page in self.host.fetch_orders(store, since=since):
+                if wanted and pool is None and len(page.orders) >= MIN_PAGE:
+                    wanted, pool = 0, self._start_workers(store, raw_schema, wanted)
+                if pool is None:
+                    finish(page, self.map_raw_orders(store, page.orders, raw_schema, keep_orders=True))
+                    continue
+                try:
+                    pool.submit(list(page.orders))
+                    in_flight.append(page)
+                    while pool.full:
+                        finish(in_flight[0], pool.receive())
+                        in_flight.popleft()
+                except WorkerFailed as err:
+                    if not in_flight or in_flight[-1] is not page:
+                        in_flight.append(page)
+                    without_workers(err)
+            while pool is not None and in_flight:
+                try:
+                    finish(in_flight[0], pool.receive())
+                    in_flight.popleft()
+                except WorkerFailed as err:
+                    without_workers(err)
+        finally:
+            if pool is not None:
+                pool.close()
         return report
 
-    def _map_page(
-        self, store: StoreContext, page: FetchPage, raw_schema: str | None
-    ) -> tuple[list[Order], list[dict[str, Any]], list[Reject]]:
-        orders: list[Order] = []
-        documents: list[dict[str, Any]] = []  # to_json of each order: validated here, stored by save_page
+    def _worker_count(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        # a fork copies only the calling thread: by default, only a single-threaded host forks
+        return auto_workers() if threading.active_count() == 1 else 0
+
+    def _start_workers(self, store: StoreContext, raw_schema: str | None, count: int) -> MapWorkers | None:
+        snapshot: dict[str, catalogue.CatalogueEntry] = {}
+        if self.host_settings(store).products.use_catalogue:
+            taken = catalogue.snapshot(self.book.conn, limit=CATALOGUE_SNAPSHOT_MAX)
+            if taken is None:
+                log.info("%s: the catalogue is too large to hand to workers; mapping in process", store.name)
+                return None
+            snapshot = taken
+        try:
+            return MapWorkers(self, store, raw_schema, snapshot, count)
+        except (OSError, ConnectorError) as exc:
+            log.warning("%s: could not start map workers (%s); mapping in process", store.name, exc)
+            return None
+
+    def _store_page(
+        self,
+        store: StoreContext,
+        page: FetchPage,
+        mapped: MappedPage,
+        raw_schema: str | None,
+        lease: Lease,
+        report: SyncReport,
+    ) -> SyncReport:
+        """Store one mapped page with its cursor (one transaction), then accept what is to be accepted."""
         rejects = [
             Reject(stage=r.stage, reason=redact(r.reason), order_key=r.order_key, path=r.path, payload=r.payload)
             for r in page.rejects
         ]
-        for raw in page.orders:
+        rejects.extend(mapped.rejects)
+        rows = list(mapped.rows)
+        if mapped.orders is not None:
+            to_accept = [mapped.orders[i] for i in mapped.accept]
+        else:  # from a worker: only the orders to accept are rebuilt here
+            to_accept = [order_from_row(mapped.rows[i]) for i in mapped.accept]
+        rejects = self._refetch(store, rejects, rows, to_accept, raw_schema)
+        lease.check()
+        stats = self.book.save_rows(store.name, rows, rejects, page.cursor)
+        accepted, accept_errors = self._accept_all(store, to_accept)
+        report = _add(report, page, stats, accepted, accept_errors + mapped.accept_errors)
+        log.info(
+            "%s: page %d: %d new, %d updated, %d unchanged, %d rejected",
+            store.name,
+            report.pages,
+            stats.inserted,
+            stats.updated,
+            stats.unchanged,
+            stats.rejected,
+        )
+        return report
+
+    def map_raw_orders(
+        self,
+        store: StoreContext,
+        raws: Sequence[RawOrder],
+        raw_schema: str | None,
+        catalogue_entries: Mapping[str, catalogue.CatalogueEntry] | None = None,
+        *,
+        keep_orders: bool = False,
+    ) -> MappedPage:
+        """Validate, map, status-map, enrich and serialise a page of raw orders; decide which to auto-accept.
+
+        Pure of the order book when ``catalogue_entries`` is given (the
+        catalogue to enrich from; else it is read from the book): this is
+        what a map worker (:mod:`connector_core.workers`) runs. A payload that
+        fails becomes a :class:`Reject` and the page goes on without it.
+        """
+        rows: list[OrderRow] = []
+        orders: list[Order] = []
+        rejects: list[Reject] = []
+        accept: list[int] = []
+        accept_errors = 0
+        for raw in raws:
             try:
-                order, document = self._process(store, raw, raw_schema)
-                orders.append(order)
-                documents.append(document)
+                order, document = self._process(store, raw, raw_schema, catalogue_entries)
+                row = prepare_row(order, document)
             except PayloadError as err:
                 rejects.append(_reject(raw, getattr(err, "stage", "payload"), err.message, err.path))
+                continue
             except Exception as exc:  # a plugin bug in one payload must not stop the batch
                 log.warning("%s: mapping %s failed: %s", store.name, raw.order_key, type(exc).__name__, exc_info=True)
                 rejects.append(_reject(raw, "mapping", f"{type(exc).__name__}: {exc}", None))
-        return orders, documents, self._refetch(store, rejects, orders, documents, raw_schema)
+                continue
+            try:
+                if self.host.should_auto_accept(store, order):
+                    accept.append(len(rows))
+            except Exception as exc:  # the order is stored all the same; it is counted as an accept error
+                log.warning("%s: could not decide whether to accept %s: %s", store.name, order.order_key, exc)
+                accept_errors += 1
+            rows.append(row)
+            if keep_orders:
+                orders.append(order)
+        return MappedPage(
+            rows=tuple(rows),
+            rejects=tuple(rejects),
+            accept=tuple(accept),
+            accept_errors=accept_errors,
+            orders=tuple(orders) if keep_orders else None,
+        )
 
     def _refetch(
         self,
         store: StoreContext,
         rejects: list[Reject],
-        orders: list[Order],
-        documents: list[dict[str, Any]],
+        rows: list[OrderRow],
+        to_accept: list[Order],
         raw_schema: str | None,
     ) -> list[Reject]:
         """Fetch each rejected order once more (``fetch_order``): a document damaged in transit is recovered.
 
         Only rejects of the :data:`REFETCH_STAGES` (malformed XML, raw schema)
         are fetched again; a mapping reject such as "no usable shipping
-        address" would fail the same way. A recovered order joins ``orders``; its reject is still stored, stamped
+        address" would fail the same way. A recovered order joins ``rows``
+        (and ``to_accept`` if the plugin wants it accepted); its reject is still stored, stamped
         retried, so the quarantine keeps the damaged payload for audit. At most
         :data:`REFETCH_PER_PAGE` refetches per page, so a plugin that rejects
         everything does not double the traffic.
@@ -289,8 +426,12 @@ class Engine:
                 log.info(
                     "%s: %s was rejected (%s) but fetched again cleanly", store.name, reject.order_key, reject.stage
                 )
-                orders.append(order)
-                documents.append(document)
+                rows.append(prepare_row(order, document))
+                try:
+                    if self.host.should_auto_accept(store, order):
+                        to_accept.append(order)
+                except Exception as exc:  # stored all the same, left for a manual accept
+                    log.warning("%s: could not decide whether to accept %s: %s", store.name, order.order_key, exc)
                 out.append(attrs.evolve(reject, retried=True))
         return out
 
@@ -298,7 +439,13 @@ class Engine:
         """Validate, map and status-map one raw payload; raise :class:`PayloadError` when it is unusable."""
         return self._process(store, raw, raw_schema)[0]
 
-    def _process(self, store: StoreContext, raw: RawOrder, raw_schema: str | None) -> tuple[Order, dict[str, Any]]:
+    def _process(
+        self,
+        store: StoreContext,
+        raw: RawOrder,
+        raw_schema: str | None,
+        catalogue_entries: Mapping[str, catalogue.CatalogueEntry] | None = None,
+    ) -> tuple[Order, dict[str, Any]]:
         """:meth:`process`, also returning the order's ``to_json`` (validated, and stored as is)."""
         if raw_schema is not None:
             self.host.schemas.validate(raw_schema, raw.payload, store=store.name, order_key=raw.order_key)
@@ -310,7 +457,7 @@ class Engine:
         status = self.host.map_status(store, order.marketplace_status.code)
         if status != order.status:
             order = attrs.evolve(order, status=status)
-        order = self.enrich(store, order)
+        order = self.enrich(store, order, catalogue_entries)
         document = to_json(order)
         try:
             self.host.schemas.validate(CANONICAL_ORDER, document, store=store.name, order_key=order.order_key)
@@ -319,12 +466,10 @@ class Engine:
             raise
         return order, document
 
-    def _auto_accept(self, store: StoreContext, orders: list[Order]) -> tuple[int, int]:
+    def _accept_all(self, store: StoreContext, orders: list[Order]) -> tuple[int, int]:
         accepted = errors = 0
         for order in orders:
             try:
-                if not self.host.should_auto_accept(store, order):
-                    continue
                 change = self.host.accept_order(store, order)
                 self._apply_change(store, order, change)
                 accepted += 1
@@ -514,13 +659,21 @@ class Engine:
             self._host_settings[key] = loaded
         return loaded
 
-    def enrich(self, store: StoreContext, order: Order) -> Order:
-        """Fill the order's items from the host catalogue when the store's product settings say so."""
+    def enrich(
+        self, store: StoreContext, order: Order, entries: Mapping[str, catalogue.CatalogueEntry] | None = None
+    ) -> Order:
+        """Fill the order's items from the host catalogue when the store's product settings say so.
+
+        ``entries``: the catalogue (or the part of it that matters) by SKU; by default it is read from the book.
+        """
         products = self.host_settings(store).products
-        skus = [i.sku for i in order.items if i.sku]
-        if not products.use_catalogue or not skus:
+        if not products.use_catalogue:
             return order
-        return catalogue.enrich(order, catalogue.lookup_for(self.book.conn, skus), products)
+        skus = [i.sku for i in order.items if i.sku]
+        if not skus:
+            return order
+        lookup = catalogue.lookup_for(self.book.conn, skus) if entries is None else entries
+        return catalogue.enrich(order, lookup, products)
 
     def import_catalogue(self, store_name: str) -> catalogue.ImportReport | None:
         """Import the store's marketplace catalogue (``fetch_catalogue``); ``None`` if it has none."""

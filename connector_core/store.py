@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import orjson
@@ -207,6 +207,60 @@ class PageStats:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+
+
+class OrderRow(NamedTuple):
+    """One order as :meth:`OrderBook.save_rows` writes it: its columns, content hash and item rows.
+
+    Built by :func:`prepare_row` from the order's JSON form; plain strings and
+    tuples, so a page of them crosses a process boundary cheaply.
+    """
+
+    order_key: str
+    order_number: str
+    status: str
+    marketplace_status: str
+    order_date: str | None
+    modified_date: str | None
+    canonical: str
+    raw: str
+    hash: str
+    items: tuple[tuple[str, str | None, int, str], ...]
+    """``(line_key, sku, quantity, item JSON)`` per line."""
+
+
+def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRow:
+    """The row of ``order``; ``document`` is its :func:`~connector_core.models.to_json` form if already made.
+
+    One JSON form per order: the hash, both JSON columns and the item rows
+    come from it. ``document`` is not modified.
+    """
+    data = to_json(order) if document is None else document
+    raw = _dumps(data.get("raw", {}))
+    canonical = _dumps({k: v for k, v in data.items() if k != "raw"})
+    return OrderRow(
+        order.order_key,
+        order.order_number,
+        order.status.value,
+        order.marketplace_status.code,
+        _iso(order.order_date),
+        _iso(order.modified_date),
+        canonical,
+        raw,
+        _content_hash(canonical, raw),  # == order_hash(order)
+        tuple((item["line_key"], item["sku"], item["quantity"], _dumps(item)) for item in data["items"]),
+    )
+
+
+def order_from_row(row: OrderRow) -> Order:
+    """The :class:`Order` a row was made from (its two JSON columns read back)."""
+    return _from_columns(row.canonical, row.raw)
+
+
+def _from_columns(canonical: str, raw: str) -> Order:
+    data = json.loads(canonical)
+    data["raw"] = json.loads(raw)
+    return from_json(data, Order)
 
 
 @attrs.frozen
@@ -479,50 +533,37 @@ class OrderBook:
         """
         if documents is not None and len(documents) != len(orders):
             raise ValueError(f"save_page got {len(documents)} documents for {len(orders)} orders")
-        latest: dict[str, tuple[Order, dict[str, Any] | None]] = {}
-        for i, order in enumerate(orders):
+        for order in orders:
             if order.store != store:
                 raise StoreError(
                     f"order {order.order_key!r} belongs to store {order.store!r}, not {store!r}", store=store
                 )
-            # the last copy of a key in a page wins
-            latest[order.order_key] = (order, None if documents is None else documents[i])
+        rows = [prepare_row(order, None if documents is None else documents[i]) for i, order in enumerate(orders)]
+        return self.save_rows(store, rows, rejects, cursor)
+
+    def save_rows(
+        self, store: str, rows: Sequence[OrderRow], rejects: Sequence[Reject] = (), cursor: Any = None
+    ) -> PageStats:
+        """:meth:`save_page` for orders already turned into rows (:func:`prepare_row`, e.g. in a worker)."""
+        latest: dict[str, OrderRow] = {row.order_key: row for row in rows}  # the last copy of a key in a page wins
         stamp = now_iso()
         with self.transaction() as c:
             existing = _existing_hashes(c, store, list(latest))
             inserts: list[tuple[Any, ...]] = []
             updates: list[tuple[Any, ...]] = []
-            changed: list[Order] = []
             unchanged = 0
             item_rows: list[tuple[Any, ...]] = []
-            for key, (order, document) in latest.items():
-                # one JSON form per order: the hash, both columns and the items come from it
-                data = to_json(order) if document is None else document
-                raw = _dumps(data.get("raw", {}))
-                canonical = _dumps({k: v for k, v in data.items() if k != "raw"})
-                digest = _content_hash(canonical, raw)  # == order_hash(order)
-                if existing.get(key) == digest:
+            for key, row in latest.items():
+                digest = row.hash
+                held = existing.get(key)
+                if held == digest:
                     unchanged += 1
                     continue
-                item_rows.extend(
-                    (store, key, item["line_key"], item["sku"], item["quantity"], _dumps(item))
-                    for item in data["items"]
-                )
-                columns = (
-                    order.order_number,
-                    order.status.value,
-                    order.marketplace_status.code,
-                    _iso(order.order_date),
-                    _iso(order.modified_date),
-                    canonical,
-                    raw,
-                    digest,
-                )
-                if key in existing:
-                    updates.append((*columns, stamp, store, key))
+                item_rows.extend((store, key, *item) for item in row.items)
+                if held is not None:
+                    updates.append((*row[1:9], stamp, store, key))
                 else:
-                    inserts.append((store, key, *columns, stamp, stamp))
-                changed.append(order)
+                    inserts.append((store, *row[:9], stamp, stamp))
             c.executemany(
                 "INSERT INTO orders (store, order_key, order_number, status, marketplace_status, order_date,"
                 " modified_date, canonical, raw, hash, created_at, updated_at)"
@@ -795,9 +836,7 @@ def _split(order: Order) -> tuple[str, str]:
 
 
 def _order(row: sqlite3.Row) -> Order:
-    data = json.loads(row["canonical"])
-    data["raw"] = json.loads(row["raw"])
-    return from_json(data, Order)
+    return _from_columns(row["canonical"], row["raw"])
 
 
 def _with_notes(order: Order, notes: str | None) -> Order:

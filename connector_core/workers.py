@@ -1,0 +1,223 @@
+"""Map a sync's pages in worker processes while the host keeps fetching and storing.
+
+Importing one large store is CPU work on both sides of the plugin: the
+plugin's :func:`fetch_orders` reads and parses the marketplace's answer, and
+the host validates, maps, status-maps, enriches and serialises every order
+before SQLite stores it. On one interpreter those run one after the other;
+with :class:`MapWorkers` the calling process fetches page N+1 and stores page
+N-1 while a worker process maps page N, so a machine with two cores does both
+at once.
+
+* A worker is a ``fork`` of the syncing process, started when a sync meets
+  its first large page (:data:`MIN_PAGE`), so it already holds the plugin
+  host, the schemas and the store as the engine sees them. It never touches
+  the order book's SQLite connection nor the store's HTTP client: the host's
+  catalogue is handed to it as a snapshot taken when it starts.
+* It runs :meth:`Engine.map_raw_orders` on each page it is sent: the same
+  code as an in-process sync, so the rows, rejects and auto-accept decisions
+  are the same.
+* Pages are sent round-robin and their results read back in the order they
+  were sent, at most :data:`IN_FLIGHT` pages per worker ahead, so each page is
+  stored with its cursor in fetch order, as without workers.
+* A worker that dies or fails hands its pages back: the engine maps them in
+  process and goes on without workers. Nothing is lost.
+
+``Engine(workers=N)``, ``connector-host sync --workers N`` or
+``$CONNECTOR_HOST_WORKERS`` choose the number; ``0`` maps in process. The
+default, :func:`auto_workers`, is one worker on a machine with two cores or
+more that can ``fork``, when the syncing process runs no other thread (a
+fork copies only the calling thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+import warnings
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from connector_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from connector_core.catalogue import CatalogueEntry
+    from connector_core.engine import Engine, MappedPage
+    from connector_core.models import RawOrder
+    from connector_core.store_context import StoreContext
+
+log = logging.getLogger("connector_core.workers")
+
+WORKERS_ENV = "CONNECTOR_HOST_WORKERS"
+MIN_PAGE = 200
+"""A sync starts its workers at the first page of at least this many raw orders."""
+IN_FLIGHT = 2
+"""Pages handed to one worker and not yet read back."""
+MAX_WORKERS = 16
+
+
+def check_workers(value: Any, *, source: str = "workers") -> int:
+    """A worker count from the user: a whole number from 0 to :data:`MAX_WORKERS`."""
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{source} must be a whole number of worker processes (0 maps in process), not {value!r}")
+    if not 0 <= count <= MAX_WORKERS:
+        raise ConfigError(f"{source} must be between 0 and {MAX_WORKERS}, not {count}")
+    return count
+
+
+def can_fork() -> bool:
+    """Whether this platform starts processes by ``fork`` (Linux, the BSDs; not Windows)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def auto_workers(environ: Mapping[str, str] | None = None) -> int:
+    """The default worker count: ``$CONNECTOR_HOST_WORKERS``, else 1 on a forking machine of 2+ cores, else 0."""
+    env = os.environ if environ is None else environ
+    if env.get(WORKERS_ENV, "").strip():
+        return check_workers(env[WORKERS_ENV], source=f"${WORKERS_ENV}")
+    return 1 if (os.cpu_count() or 1) >= 2 and can_fork() else 0
+
+
+class WorkerFailed(Exception):
+    """A worker died or could not map a page; the engine maps the page itself."""
+
+
+class MapWorkers:
+    """Worker processes mapping one store's pages for :meth:`Engine.sync` (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: StoreContext,
+        raw_schema: str | None,
+        catalogue: Mapping[str, CatalogueEntry],
+        count: int,
+    ) -> None:
+        if count < 1:
+            raise ValueError("MapWorkers needs at least one worker")
+        if not can_fork():
+            raise ConfigError("worker processes need a platform that can fork; use workers=0")
+        context = multiprocessing.get_context("fork")
+        self._workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        self._sent: deque[tuple[int, Connection]] = deque()
+        self._next = 0
+        try:
+            for n in range(count):
+                mine, theirs = context.Pipe(duplex=True)
+                process = context.Process(
+                    target=_serve,
+                    args=(theirs, [mine, *(c for _, c in self._workers)], engine, store, raw_schema, catalogue),
+                    name=f"connector-host map worker {n + 1} ({store.name})",
+                    daemon=True,
+                )
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns on any fork of a threaded process; the worker only runs the
+                    # plugin's pure mapping hooks, never a lock another thread of this process uses
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    process.start()
+                theirs.close()
+                self._workers.append((process, mine))
+        except BaseException:
+            self.close()
+            raise
+        log.debug("%s: %d map worker(s) started", store.name, count)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (for diagnostics and benchmarks)."""
+        return [p.pid for p, _ in self._workers if p.pid is not None]
+
+    @property
+    def in_flight(self) -> int:
+        """Pages sent and not yet read back."""
+        return len(self._sent)
+
+    @property
+    def full(self) -> bool:
+        """Whether every worker already has :data:`IN_FLIGHT` pages."""
+        return len(self._sent) >= IN_FLIGHT * len(self._workers)
+
+    def submit(self, raws: list[RawOrder]) -> None:
+        """Send one page's raw orders to the next worker; raise :class:`WorkerFailed` if it is gone."""
+        index = self._next
+        self._next = (index + 1) % len(self._workers)
+        conn = self._workers[index][1]
+        payload = [(r.order_key, r.site, r.payload) for r in raws]
+        try:
+            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a plugin payload that cannot be pickled: this page is mapped in process
+            raise WorkerFailed(f"a payload of this page cannot be sent to a worker: {type(exc).__name__}") from None
+        try:
+            conn.send_bytes(data)
+        except (OSError, ValueError) as exc:
+            raise WorkerFailed(f"map worker {index + 1} is gone ({type(exc).__name__})") from None
+        self._sent.append((index, conn))
+
+    def receive(self) -> MappedPage:
+        """The result of the oldest page sent; :class:`WorkerFailed` if its worker failed or died."""
+        index, conn = self._sent.popleft()
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError) as exc:
+            raise WorkerFailed(f"map worker {index + 1} died ({type(exc).__name__})") from None
+        kind, value = pickle.loads(data)
+        if kind != "page":
+            raise WorkerFailed(f"map worker {index + 1} failed: {value}")
+        result: MappedPage = value
+        return result
+
+    def close(self) -> None:
+        """Stop the workers (each finishes the page it is on and exits)."""
+        for _, conn in self._workers:
+            try:
+                conn.close()  # the worker's next read sees the end of its pipe and it exits
+            except OSError:
+                pass
+        for process, _ in self._workers:
+            process.join(5)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+        self._workers = []
+        self._sent.clear()
+
+
+def _serve(
+    conn: Connection,
+    parent_ends: list[Connection],
+    engine: Engine,
+    store: StoreContext,
+    raw_schema: str | None,
+    catalogue: Mapping[str, CatalogueEntry],
+) -> None:
+    """Worker body: map each page read from ``conn`` until the pipe ends."""
+    from connector_core.models import RawOrder
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for end in parent_ends:  # so that each pipe ends when the parent closes its side
+        end.close()
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            raws = [RawOrder(order_key=k, payload=p, site=s) for k, s, p in pickle.loads(data)]
+            message: tuple[str, Any] = ("page", engine.map_raw_orders(store, raws, raw_schema, catalogue))
+            out = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            out = pickle.dumps(("error", detail), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            conn.send_bytes(out)
+        except OSError:
+            return
