@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import run_child
+from common import process_cpu, run_child
 from scenarios import ALL_SITES, child_main, sandbox_process
 
 TARGETS = {
@@ -81,8 +81,11 @@ def bench_import(orders: int, tmp: Path) -> dict[str, Any]:
     with sandbox_process(orders=orders) as sb:
         common = ["--url", sb["url"], "--partner", sb["partner_ids"][0]]
         floor = run_child("floor", *common, "--db", str(tmp / "floor.sqlite3"))
+        before = process_cpu(sb["pid"])
         pipeline = run_child("import", *common, "--db", str(tmp / "import.sqlite3"))
+        sandbox_cpu = process_cpu(sb["pid"]) - before
     return {
+        "sandbox_cpu_seconds": round(sandbox_cpu, 3),
         "orders": orders,
         "pipeline": pipeline,
         "floor": floor,
@@ -180,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             imported, p, f = r, r["pipeline"], r["floor"]
             say(
                 f"  pipeline : {p['fetched']:,} orders in {p['seconds']:.2f} s = {p['orders_per_s']:,.0f} orders/s"
-                f" (cpu {p['cpu_seconds']:.2f} s, peak RSS {p['peak_rss_mb']:.0f} MB, {p['stored']:,} stored,"
+                f" (cpu {p['cpu_seconds']:.2f} s = host {p['main_cpu_seconds']:.2f} + {p['workers']} map worker(s)"
+                f" {p['worker_cpu_seconds']:.2f}, sandbox {r['sandbox_cpu_seconds']:.2f};"
+                f" peak RSS {p['peak_rss_mb']:.0f} MB = {p['main_rss_mb']:.0f} + {p['worker_rss_mb']:.0f}; {p['stored']:,} stored,"
                 f" {p['rejected']:,} quarantined, validator {p['backend']})"
                 f"  [{verdict(p['orders_per_s'] >= TARGETS['orders_per_s'])} >= {TARGETS['orders_per_s']:,}/s]"
             )

@@ -217,13 +217,14 @@ class Engine:
     def sync(self, store_name: str, progress: Progress | None = None) -> SyncReport:
         """Import the store's new and changed orders; see the module docstring."""
         store = self.store_context(store_name)
+        workers = self._worker_count()  # before the lease's own renewal thread starts
         try:
             with self.book.lease(store_name, purpose="sync", ttl=self.lease_ttl, wait=self.lease_wait) as lease:
-                return self._sync(store, progress, lease)
+                return self._sync(store, progress, lease, workers)
         finally:
             store.http.close()
 
-    def _sync(self, store: StoreContext, progress: Progress | None, lease: Lease) -> SyncReport:
+    def _sync(self, store: StoreContext, progress: Progress | None, lease: Lease, workers: int) -> SyncReport:
         self.host.connect(store)
         if self.host_settings(store).products.import_marketplace_catalogue:
             self._refresh_catalogue(store)
@@ -234,7 +235,7 @@ class Engine:
             else None
         )
         report = SyncReport(store=store.name, cursor=since)
-        wanted = self._worker_count()
+        wanted = workers
         pool: MapWorkers | None = None
         in_flight: deque[FetchPage] = deque()  # pages handed to the workers, in fetch order
 

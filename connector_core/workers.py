@@ -35,12 +35,16 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import threading
 import traceback
 import warnings
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from connector_core.errors import ConfigError
 
@@ -57,9 +61,10 @@ log = logging.getLogger("connector_core.workers")
 WORKERS_ENV = "CONNECTOR_HOST_WORKERS"
 MIN_PAGE = 200
 """A sync starts its workers at the first page of at least this many raw orders."""
-IN_FLIGHT = 2
+IN_FLIGHT = 4
 """Pages handed to one worker and not yet read back."""
 MAX_WORKERS = 16
+_JSON, _PICKLE = b"j", b"p"  # how a page's payloads travel to a worker
 
 
 def check_workers(value: Any, *, source: str = "workers") -> int:
@@ -152,9 +157,13 @@ class MapWorkers:
         conn = self._workers[index][1]
         payload = [(r.order_key, r.site, r.payload) for r in raws]
         try:
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # a plugin payload that cannot be pickled: this page is mapped in process
-            raise WorkerFailed(f"a payload of this page cannot be sent to a worker: {type(exc).__name__}") from None
+            # payloads are JSON documents: orjson sends them about ten times faster than pickle
+            data = _JSON + orjson.dumps(payload)
+        except (orjson.JSONEncodeError, TypeError):
+            try:
+                data = _PICKLE + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # a payload that cannot be sent: the engine maps this page in process
+                raise WorkerFailed(f"a payload of this page cannot be sent to a worker: {type(exc).__name__}") from None
         try:
             conn.send_bytes(data)
         except (OSError, ValueError) as exc:
@@ -205,13 +214,25 @@ def _serve(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for end in parent_ends:  # so that each pipe ends when the parent closes its side
         end.close()
+    pages: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        # reads while the main thread maps and sends, so neither side ever blocks writing into a full pipe
+        while True:
+            try:
+                pages.put(conn.recv_bytes())
+            except (EOFError, OSError):
+                pages.put(None)
+                return
+
+    threading.Thread(target=read, name="map worker reader", daemon=True).start()
     while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
+        data = pages.get()
+        if data is None:
             return
         try:
-            raws = [RawOrder(order_key=k, payload=p, site=s) for k, s, p in pickle.loads(data)]
+            items = orjson.loads(data[1:]) if data[:1] == _JSON else pickle.loads(data[1:])
+            raws = [RawOrder(order_key=k, payload=p, site=s) for k, s, p in items]
             message: tuple[str, Any] = ("page", engine.map_raw_orders(store, raws, raw_schema, catalogue))
             out = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:

@@ -46,10 +46,17 @@ class SpartooSandbox:
         anchor: int | None = None,
         history_days: float = 30.0,
         catalogue_size: int = 240,
+        xml_cache: int = 4096,
         **faults: float,
     ) -> None:
         self.book = OrderBook(
-            seed, orders, sites=sites, anchor=anchor, history_days=history_days, catalogue_size=catalogue_size
+            seed,
+            orders,
+            sites=sites,
+            anchor=anchor,
+            history_days=history_days,
+            catalogue_size=catalogue_size,
+            xml_cache=xml_cache,
         )
         self.partner_ids = [p.strip().upper() for p in partner_ids] or [DEFAULT_PARTNER_ID]
         self.state = SandboxState(
