@@ -442,6 +442,8 @@ def enrich(order: Order, lookup: Lookup, products: Any) -> Order:
     """
     if not getattr(products, "use_catalogue", True):
         return order
+    if isinstance(lookup, Mapping) and not lookup and all(item.weight is None for item in order.items):
+        return order  # nothing to fill and no item weight to sum: the order as it is
     catalogue_wins = getattr(products, "precedence", "order") == "catalogue"
     items = []
     for item in order.items:

@@ -37,6 +37,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
 import traceback
 import warnings
@@ -64,6 +65,8 @@ MIN_PAGE = 200
 IN_FLIGHT = 4
 """Pages handed to one worker and not yet read back."""
 MAX_WORKERS = 16
+SWITCH_INTERVAL = 0.001
+"""GIL switch interval (seconds) of the host while it has workers, and of the workers."""
 _JSON, _PICKLE = b"j", b"p"  # how a page's payloads travel to a worker
 
 
@@ -95,6 +98,40 @@ class WorkerFailed(Exception):
     """A worker died or could not map a page; the engine maps the page itself."""
 
 
+class _Sender:
+    """Sends messages on a pipe from a thread of its own, so the sending thread never waits for the reader.
+
+    Both ends of a worker's pipe send large messages (a page of payloads, a
+    page of rows); a send blocks once the pipe's buffer is full, until the
+    other process reads. With the sends on their own threads, each process
+    goes on with its next page meanwhile.
+    """
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            try:
+                self._conn.send_bytes(data)
+            except (OSError, ValueError) as exc:  # the other end is gone
+                self.error = exc
+                return
+
+    def send(self, data: bytes) -> None:
+        """Queue one message."""
+        self._queue.put(data)
+
+    def close(self) -> None:
+        """Send what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+
 class MapWorkers:
     """Worker processes mapping one store's pages for :meth:`Engine.sync` (see the module docstring)."""
 
@@ -112,6 +149,8 @@ class MapWorkers:
             raise ConfigError("worker processes need a platform that can fork; use workers=0")
         context = multiprocessing.get_context("fork")
         self._workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        self._senders: list[_Sender] = []
+        self._switch_interval: float | None = None
         self._sent: deque[tuple[int, Connection]] = deque()
         self._next = 0
         try:
@@ -130,9 +169,14 @@ class MapWorkers:
                     process.start()
                 theirs.close()
                 self._workers.append((process, mine))
+                self._senders.append(_Sender(mine, f"connector-host map sender {n + 1}"))
         except BaseException:
             self.close()
             raise
+        # the senders need the GIL only briefly between chunks of a page: while workers run, this
+        # process hands the GIL over within SWITCH_INTERVAL rather than Python's default 5 ms
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(SWITCH_INTERVAL, self._switch_interval))
         log.debug("%s: %d map worker(s) started", store.name, count)
 
     @property
@@ -164,10 +208,10 @@ class MapWorkers:
                 data = _PICKLE + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # a payload that cannot be sent: the engine maps this page in process
                 raise WorkerFailed(f"a payload of this page cannot be sent to a worker: {type(exc).__name__}") from None
-        try:
-            conn.send_bytes(data)
-        except (OSError, ValueError) as exc:
-            raise WorkerFailed(f"map worker {index + 1} is gone ({type(exc).__name__})") from None
+        sender = self._senders[index]
+        if sender.error is not None:
+            raise WorkerFailed(f"map worker {index + 1} is gone ({type(sender.error).__name__})")
+        sender.send(data)
         self._sent.append((index, conn))
 
     def receive(self) -> MappedPage:
@@ -185,6 +229,12 @@ class MapWorkers:
 
     def close(self) -> None:
         """Stop the workers (each finishes the page it is on and exits)."""
+        for process, _ in self._workers:
+            if process.is_alive() and self._sent:
+                process.terminate()  # pages still queued: their results are not wanted
+        for sender in self._senders:
+            sender.close()
+        self._senders = []
         for _, conn in self._workers:
             try:
                 conn.close()  # the worker's next read sees the end of its pipe and it exits
@@ -197,6 +247,9 @@ class MapWorkers:
                 process.join(5)
         self._workers = []
         self._sent.clear()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
 
 def _serve(
@@ -226,9 +279,14 @@ def _serve(
                 return
 
     threading.Thread(target=read, name="map worker reader", daemon=True).start()
+    sender = _Sender(conn, "map worker sender")
+    # the reader and the sender need the GIL only briefly, between chunks of a page: hand it over
+    # within SWITCH_INTERVAL rather than the default 5 ms, so the pipes keep flowing while mapping
+    sys.setswitchinterval(SWITCH_INTERVAL)
     while True:
         data = pages.get()
         if data is None:
+            sender.close()
             return
         try:
             items = orjson.loads(data[1:]) if data[:1] == _JSON else pickle.loads(data[1:])
@@ -238,7 +296,6 @@ def _serve(
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             out = pickle.dumps(("error", detail), protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            conn.send_bytes(out)
-        except OSError:
+        if sender.error is not None:
             return
+        sender.send(out)
