@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  pipeline : {p['fetched']:,} orders in {p['seconds']:.2f} s = {p['orders_per_s']:,.0f} orders/s"
                 f" (cpu {p['cpu_seconds']:.2f} s = host {p['main_cpu_seconds']:.2f} + {p['workers']} map worker(s)"
                 f" {p['worker_cpu_seconds']:.2f}, sandbox {r['sandbox_cpu_seconds']:.2f};"
-                f" peak RSS {p['peak_rss_mb']:.0f} MB = {p['main_rss_mb']:.0f} + {p['worker_rss_mb']:.0f}; {p['stored']:,} stored,"
+                f" peak RSS {p['peak_rss_mb']:.0f} MB = {p['main_rss_mb']:.0f} + {p['worker_rss_mb']:.0f};"
+                f" {p['stored']:,} stored,"
                 f" {p['rejected']:,} quarantined, validator {p['backend']})"
                 f"  [{verdict(p['orders_per_s'] >= TARGETS['orders_per_s'])} >= {TARGETS['orders_per_s']:,}/s]"
             )

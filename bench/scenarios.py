@@ -101,12 +101,11 @@ def store_settings(url: str, partner_id: str, sites: Sequence[str]) -> dict[str,
 
 def import_orders(url: str, partner_id: str, sites: Sequence[str], db: Path) -> dict[str, Any]:
     """Child body: one store's full first sync through the real engine; returns figures."""
+    import resource
+
     from connector_core.engine import Engine
     from connector_core.plugins import PluginHost
     from connector_core.store import OrderBook
-
-    import resource
-
     from connector_core.workers import auto_workers
 
     host = PluginHost.create()

@@ -51,6 +51,7 @@ from connector_core.secrets import install_log_redaction, masked_settings, redac
 from connector_core.store import OrderBook
 from connector_core.store_context import StoreContext
 from connector_core.testing.cli import add_contract_command
+from connector_core.workers import MAX_WORKERS, WORKERS_ENV
 
 EXTRA_ENV = "CONNECTOR_HOST_EXTRA"
 
@@ -470,20 +471,30 @@ def _progress(store: str) -> Iterator[Callable[[SyncReport], None] | None]:
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), transient=True) as p:
+    # refreshed by each page rather than by rich's refresh thread: a sync may fork map workers,
+    # and a fork copies only the calling thread (a thread holding the terminal's lock must not be one)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+        auto_refresh=False,
+    ) as p:
         task = p.add_task(f"{store}: connecting")
+        p.refresh()
 
         def update(r: SyncReport) -> None:
-            p.update(task, description=redact(_sync_line(r) + f" (page {r.pages})"))
+            p.update(task, description=redact(_sync_line(r) + f" (page {r.pages})"), refresh=True)
 
         yield update
 
 
-def sync_stores(app: App, names: Sequence[str]) -> tuple[list[SyncReport], list[str]]:
+def sync_stores(app: App, names: Sequence[str], workers: int | None = None) -> tuple[list[SyncReport], list[str]]:
     """Sync each store; return the reports and one error line per store that failed."""
     reports: list[SyncReport] = []
     errors: list[str] = []
     engine = app.engine
+    engine.workers = workers
     for name in names:
         try:
             with _progress(name) as progress:
@@ -500,11 +511,17 @@ def add_sync_commands(group: click.Group) -> None:
 
     @group.command("sync")
     @click.option("--store", help="Only this store (default: every store).")
+    @click.option(
+        "--workers",
+        type=click.IntRange(0, MAX_WORKERS),
+        help="Worker processes that map a large sync's pages while this one fetches and stores"
+        f" (0: map in this process; default: ${WORKERS_ENV}, else 1 on a machine of 2+ cores).",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
-    def sync(app: App, store: str | None, as_json: bool) -> None:
+    def sync(app: App, store: str | None, workers: int | None, as_json: bool) -> None:
         """Import new and changed orders from the marketplaces."""
-        reports, errors = sync_stores(app, _store_names(app, store))
+        reports, errors = sync_stores(app, _store_names(app, store), workers)
         if as_json:
             out_json([attrs.asdict(r) for r in reports])
         else:
@@ -826,8 +843,14 @@ def add_run_command(group: click.Group) -> None:
     @group.command("run")
     @click.option("--interval", type=click.FloatRange(min=0), default=300, show_default=True, help="Seconds.")
     @click.option("--max-cycles", type=click.IntRange(min=1), help="Stop after this many cycles.")
+    @click.option(
+        "--workers",
+        type=click.IntRange(0, MAX_WORKERS),
+        help="Worker processes that map a large sync's pages while this one fetches and stores"
+        f" (0: map in this process; default: ${WORKERS_ENV}, else 1 on a machine of 2+ cores).",
+    )
     @pass_app
-    def run(app: App, interval: float, max_cycles: int | None) -> None:
+    def run(app: App, interval: float, max_cycles: int | None, workers: int | None) -> None:
         """Sync and push every store on a loop until Ctrl-C or SIGTERM."""
         stop = threading.Event()
 
@@ -847,7 +870,7 @@ def add_run_command(group: click.Group) -> None:
                 for name in names:
                     if stop.is_set():
                         break
-                    _run_store(app, name)
+                    _run_store(app, name, workers)
                 if max_cycles is not None and cycles >= max_cycles:
                     break
                 stop.wait(interval)
@@ -857,9 +880,9 @@ def add_run_command(group: click.Group) -> None:
         out(f"stopped after {cycles} cycle(s)")
 
 
-def _run_store(app: App, name: str) -> None:
+def _run_store(app: App, name: str, workers: int | None) -> None:
     try:
-        reports, _ = sync_stores(app, [name])
+        reports, _ = sync_stores(app, [name], workers)
         out(_sync_line(reports[0]))
         for line in _push_lines(app.engine.push(name)):
             out(line)

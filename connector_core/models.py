@@ -60,26 +60,34 @@ def _tuple(value: Iterable[T]) -> tuple[T, ...]:
 def _options(value: Iterable[ItemOption]) -> tuple[ItemOption, ...]:
     return _tuple(value)
 
+
 def _line_items(value: Iterable[LineItem]) -> tuple[LineItem, ...]:
     return _tuple(value)
+
 
 def _discounts(value: Iterable[Discount]) -> tuple[Discount, ...]:
     return _tuple(value)
 
+
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
     return _tuple(value)
+
 
 def _shipment_items(value: Iterable[ShipmentItem]) -> tuple[ShipmentItem, ...]:
     return _tuple(value)
 
+
 def _field_results(value: Iterable[FieldResult]) -> tuple[FieldResult, ...]:
     return _tuple(value)
+
 
 def _capabilities(value: Iterable[Capability]) -> tuple[Capability, ...]:
     return _tuple(value)
 
+
 def _raw_orders(value: Iterable[RawOrder]) -> tuple[RawOrder, ...]:
     return _tuple(value)
+
 
 def _raw_rejects(value: Iterable[RawReject]) -> tuple[RawReject, ...]:
     return _tuple(value)

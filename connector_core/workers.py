@@ -31,6 +31,7 @@ fork copies only the calling thread).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -65,6 +66,8 @@ MIN_PAGE = 200
 IN_FLIGHT = 4
 """Pages handed to one worker and not yet read back."""
 MAX_WORKERS = 16
+RECEIVE_TIMEOUT = 600.0
+"""Seconds to wait for a worker's page before mapping it in process (a page takes a fraction of a second)."""
 SWITCH_INTERVAL = 0.001
 """GIL switch interval (seconds) of the host while it has workers, and of the workers."""
 _JSON, _PICKLE = b"j", b"p"  # how a page's payloads travel to a worker
@@ -75,7 +78,9 @@ def check_workers(value: Any, *, source: str = "workers") -> int:
     try:
         count = int(str(value).strip())
     except ValueError:
-        raise ConfigError(f"{source} must be a whole number of worker processes (0 maps in process), not {value!r}")
+        raise ConfigError(
+            f"{source} must be a whole number of worker processes (0 maps in process), not {value!r}"
+        ) from None
     if not 0 <= count <= MAX_WORKERS:
         raise ConfigError(f"{source} must be between 0 and {MAX_WORKERS}, not {count}")
     return count
@@ -218,6 +223,8 @@ class MapWorkers:
         """The result of the oldest page sent; :class:`WorkerFailed` if its worker failed or died."""
         index, conn = self._sent.popleft()
         try:
+            if not conn.poll(RECEIVE_TIMEOUT):
+                raise WorkerFailed(f"map worker {index + 1} did not answer within {RECEIVE_TIMEOUT:.0f} s")
             data = conn.recv_bytes()
         except (EOFError, OSError) as exc:
             raise WorkerFailed(f"map worker {index + 1} died ({type(exc).__name__})") from None
@@ -236,10 +243,8 @@ class MapWorkers:
             sender.close()
         self._senders = []
         for _, conn in self._workers:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()  # the worker's next read sees the end of its pipe and it exits
-            except OSError:
-                pass
         for process, _ in self._workers:
             process.join(5)
             if process.is_alive():

@@ -1,0 +1,186 @@
+"""A sync that maps its pages in worker processes stores exactly what an in-process sync stores."""
+
+from __future__ import annotations
+
+import logging
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from connector_spartoo.sandbox.server import SpartooSandbox
+
+from connector_core import catalogue, workers
+from connector_core.cli import cli
+from connector_core.engine import Engine, SyncReport
+from connector_core.errors import ConfigError
+from connector_core.models import CatalogueEntry, Weight
+from connector_core.store import OrderBook
+from tests.reliability.reliability_kit import FAST, settings_for, spartoo_host
+
+pytestmark = pytest.mark.skipif(not workers.can_fork(), reason="map workers need fork")
+
+ANCHOR = 1_717_200_000  # the same orders, byte for byte, in every sandbox built with it
+SITES = ["com", "it", "de"]
+
+
+@pytest.fixture(autouse=True)
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the workers start at the first page of MIN_PAGE orders: make every page big enough
+    monkeypatch.setattr("connector_core.engine.MIN_PAGE", 1)
+    monkeypatch.setattr("connector_spartoo.plugin.PAGE_SIZE", 40)
+
+
+def _sandbox() -> SpartooSandbox:
+    return SpartooSandbox(orders=240, seed=5, anchor=ANCHOR, sites=SITES)
+
+
+def _sync(db: Path, sandbox: SpartooSandbox, count: int, **settings: Any) -> SyncReport:
+    with OrderBook(db) as book:
+        book.add_store("sp", "spartoo", {**settings_for(sandbox.settings()), "initial_lookback_days": 3650, **settings})
+        skus = {
+            line["products_size_reference"]
+            for i in range(0, len(sandbox.book), 3)
+            for line in sandbox.book.order(i)["products"]["product"]
+            if line.get("products_size_reference")
+        }
+        catalogue.upsert_entries(
+            book.conn,
+            [CatalogueEntry(sku=s, weight=Weight(Decimal("0.450"), "kg"), warehouse_location="A-1") for s in skus],
+            source="test",
+        )
+        return Engine(spartoo_host(), book, http_policy=FAST, workers=count).sync("sp")
+
+
+def _contents(db: Path) -> dict[str, Any]:
+    with OrderBook(db) as book:
+        c = book.conn
+        return {
+            "orders": c.execute(
+                "SELECT order_key, order_number, status, marketplace_status, order_date, modified_date,"
+                " canonical, raw, hash FROM orders ORDER BY order_key"
+            ).fetchall(),
+            "items": c.execute(
+                "SELECT order_key, line_key, sku, quantity, data FROM order_items ORDER BY 1, 2"
+            ).fetchall(),
+            "rejected": c.execute(
+                "SELECT order_key, stage, reason, path, payload FROM rejected ORDER BY order_key"
+            ).fetchall(),
+            "cursor_sites": sorted(book.get_cursor("sp")),
+        }
+
+
+def _same(a: Any, b: Any) -> bool:
+    return [tuple(r) for r in a] == [tuple(r) for r in b]
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_workers_store_what_an_in_process_sync_stores(
+    tmp_path: Path, count: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _sandbox() as alone, _sandbox() as parallel:
+        ref = _sync(tmp_path / "alone.sqlite3", alone, 0, auto_accept=True)
+        with caplog.at_level(logging.DEBUG, logger="connector_core.workers"):
+            got = _sync(tmp_path / "parallel.sqlite3", parallel, count, auto_accept=True)
+        assert alone.state.counters() == parallel.state.counters()  # the same requests, accepts included
+    assert f"{count} map worker(s) started" in caplog.text
+    assert ref.pages > 5 and ref.accepted > 0 and ref.rejected > 0  # the comparison covers all three
+    assert (got.pages, got.fetched, got.inserted, got.rejected, got.accepted) == (
+        ref.pages,
+        ref.fetched,
+        ref.inserted,
+        ref.rejected,
+        ref.accepted,
+    )
+    a, b = _contents(tmp_path / "alone.sqlite3"), _contents(tmp_path / "parallel.sqlite3")
+    assert a["cursor_sites"] == b["cursor_sites"] == sorted(SITES)
+    for table in ("orders", "items", "rejected"):
+        assert _same(a[table], b[table]), table
+    enriched = [r for r in b["items"] if '"warehouse_location":"A-1"' in r["data"]]
+    assert enriched, "the workers enrich from the catalogue snapshot"
+
+
+def test_a_worker_that_dies_hands_its_pages_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import connector_spartoo.plugin as plugin
+
+    host_pid = os.getpid()
+    real = plugin.map_order_document
+
+    def dies_in_a_worker(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != host_pid:
+            os._exit(3)  # the worker process vanishes mid-page
+        return real(*args, **kwargs)
+
+    with _sandbox() as alone, _sandbox() as parallel:
+        ref = _sync(tmp_path / "alone.sqlite3", alone, 0)
+        monkeypatch.setattr(plugin, "map_order_document", dies_in_a_worker)
+        with caplog.at_level(logging.WARNING, logger="connector_core.engine"):
+            got = _sync(tmp_path / "parallel.sqlite3", parallel, 1)
+    assert "mapping the rest of this sync in process" in caplog.text
+    assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)
+    a, b = _contents(tmp_path / "alone.sqlite3"), _contents(tmp_path / "parallel.sqlite3")
+    assert _same(a["orders"], b["orders"]) and _same(a["rejected"], b["rejected"])
+
+
+def test_a_page_the_worker_cannot_map_is_mapped_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    host_pid = os.getpid()
+    real = Engine.map_raw_orders
+
+    def fails_in_a_worker(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != host_pid:
+            raise RuntimeError("worker-side failure")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "map_raw_orders", fails_in_a_worker)
+    with _sandbox() as alone, _sandbox() as parallel:
+        ref = _sync(tmp_path / "alone.sqlite3", alone, 0)
+        with caplog.at_level(logging.WARNING, logger="connector_core.engine"):
+            got = _sync(tmp_path / "parallel.sqlite3", parallel, 1)
+    assert "worker-side failure" in caplog.text
+    assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)
+
+
+def test_worker_count_from_the_environment_and_arguments() -> None:
+    assert workers.auto_workers({"CONNECTOR_HOST_WORKERS": "3"}) == 3
+    assert workers.auto_workers({"CONNECTOR_HOST_WORKERS": " 0 "}) == 0
+    expected = 1 if (os.cpu_count() or 1) >= 2 else 0
+    assert workers.auto_workers({}) == expected
+    with pytest.raises(ConfigError, match="whole number"):
+        workers.auto_workers({"CONNECTOR_HOST_WORKERS": "many"})
+    with pytest.raises(ConfigError, match="between 0 and 16"):
+        Engine(spartoo_host(), None, workers=-1)  # type: ignore[arg-type]
+
+
+def test_cli_sync_takes_workers(tmp_path: Path) -> None:
+    db = tmp_path / "cli.sqlite3"
+    bad = CliRunner().invoke(cli, ["--db", str(db), "sync", "--workers", "99"])
+    assert bad.exit_code == 2 and "0<=x<=16" in bad.output
+    with _sandbox() as sandbox:
+        settings = settings_for(sandbox.settings())
+        added = CliRunner().invoke(
+            cli,
+            [
+                "--db",
+                str(db),
+                "stores",
+                "add",
+                "spartoo",
+                "--name",
+                "sp",
+                "--set",
+                f"partner_id={settings['partner_id']}",
+            ]
+            + ["--set", f"sites={','.join(SITES)}", "--set", f"base_url={settings['base_url']}"]
+            + ["--set", "initial_lookback_days=3650", "--set", "auto_accept=false"],
+        )
+        assert added.exit_code == 0, added.output
+        done = CliRunner().invoke(cli, ["--db", str(db), "sync", "--workers", "1", "--json"])
+    assert done.exit_code == 0, done.output
+    with OrderBook(db) as book:
+        assert book.count_orders("sp") > 200
