@@ -40,6 +40,7 @@ from connector_core.errors import (
 from connector_core.http import HttpPolicy, RetryingClient
 from connector_core.leases import Lease
 from connector_core.models import (
+    CatalogueEntry,
     FetchPage,
     Order,
     OrderStatus,
@@ -290,7 +291,7 @@ class Engine:
         return auto_workers() if threading.active_count() == 1 else 0
 
     def _start_workers(self, store: StoreContext, raw_schema: str | None, count: int) -> MapWorkers | None:
-        snapshot: dict[str, catalogue.CatalogueEntry] = {}
+        snapshot: dict[str, CatalogueEntry] = {}
         if self.host_settings(store).products.use_catalogue:
             taken = catalogue.snapshot(self.book.conn, limit=CATALOGUE_SNAPSHOT_MAX)
             if taken is None:
@@ -344,7 +345,7 @@ class Engine:
         store: StoreContext,
         raws: Sequence[RawOrder],
         raw_schema: str | None,
-        catalogue_entries: Mapping[str, catalogue.CatalogueEntry] | None = None,
+        catalogue_entries: Mapping[str, CatalogueEntry] | None = None,
         *,
         keep_orders: bool = False,
     ) -> MappedPage:
@@ -445,7 +446,7 @@ class Engine:
         store: StoreContext,
         raw: RawOrder,
         raw_schema: str | None,
-        catalogue_entries: Mapping[str, catalogue.CatalogueEntry] | None = None,
+        catalogue_entries: Mapping[str, CatalogueEntry] | None = None,
     ) -> tuple[Order, dict[str, Any]]:
         """:meth:`process`, also returning the order's ``to_json`` (validated, and stored as is)."""
         if raw_schema is not None:
@@ -660,9 +661,7 @@ class Engine:
             self._host_settings[key] = loaded
         return loaded
 
-    def enrich(
-        self, store: StoreContext, order: Order, entries: Mapping[str, catalogue.CatalogueEntry] | None = None
-    ) -> Order:
+    def enrich(self, store: StoreContext, order: Order, entries: Mapping[str, CatalogueEntry] | None = None) -> Order:
         """Fill the order's items from the host catalogue when the store's product settings say so.
 
         ``entries``: the catalogue (or the part of it that matters) by SKU; by default it is read from the book.

@@ -13,7 +13,7 @@ Lifecycle of one store::
     fetch_orders(store, since)              during sync: pages of raw payloads + cursor
     map_order(store, raw)                   for each raw payload that passed its schema
     map_status(store, marketplace_status)   for each mapped order (custom mapping first)
-    should_auto_accept(store, order)        after a page is stored
+    should_auto_accept(store, order)        as a page is mapped (acted on once it is stored)
     accept_order / cancel_order             auto-accept, or ``orders accept|cancel``
     fetch_order(store, order_key)           a payload failed its schema or mapping: fetch it again
     push_shipment(store, order, shipment)   when ``push`` drains the outbox
@@ -103,6 +103,12 @@ def map_order(store: StoreContext, raw: RawOrder) -> Order:  # type: ignore[empt
     :class:`~connector_core.errors.MappingError` (with the JSON path where
     useful) for a payload that cannot be mapped, e.g. one with no usable
     shipping address; the host quarantines it and goes on.
+
+    During a large sync the host may call this hook, :func:`map_status` and
+    :func:`should_auto_accept` in a worker process forked from it
+    (:mod:`connector_core.workers`), with the payload carried there as JSON:
+    decide from the arguments alone, with no network or file I/O and no
+    state that must outlive the call.
     """
 
 
@@ -135,11 +141,12 @@ def push_shipment(store: StoreContext, order: Order, shipment: Shipment) -> Push
 
 @hookspec(firstresult=True)
 def should_auto_accept(store: StoreContext, order: Order) -> bool | None:  # type: ignore[empty-body]
-    """Whether the host should accept this freshly stored order now.
+    """Whether the host should accept this freshly mapped order.
 
-    Called after each page of orders is committed, for every order in it.
-    Return ``True`` to have the host call :func:`accept_order`; ``False`` or
-    ``None`` to leave the order as it is.
+    Called for every order of a page once it is mapped (possibly in a map
+    worker, see :func:`map_order`); the host calls :func:`accept_order` for
+    the orders it says ``True`` to after their page is committed. ``False``
+    or ``None`` leaves the order as it is.
     """
 
 

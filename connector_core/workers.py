@@ -53,9 +53,8 @@ from connector_core.errors import ConfigError
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from connector_core.catalogue import CatalogueEntry
     from connector_core.engine import Engine, MappedPage
-    from connector_core.models import RawOrder
+    from connector_core.models import CatalogueEntry, RawOrder
     from connector_core.store_context import StoreContext
 
 log = logging.getLogger("connector_core.workers")

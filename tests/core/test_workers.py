@@ -166,18 +166,11 @@ def test_cli_sync_takes_workers(tmp_path: Path) -> None:
         added = CliRunner().invoke(
             cli,
             [
-                "--db",
-                str(db),
-                "stores",
-                "add",
-                "spartoo",
-                "--name",
-                "sp",
-                "--set",
-                f"partner_id={settings['partner_id']}",
-            ]
-            + ["--set", f"sites={','.join(SITES)}", "--set", f"base_url={settings['base_url']}"]
-            + ["--set", "initial_lookback_days=3650", "--set", "auto_accept=false"],
+                *("--db", str(db), "stores", "add", "spartoo", "--name", "sp"),
+                *("--set", f"partner_id={settings['partner_id']}", "--set", f"sites={','.join(SITES)}"),
+                *("--set", f"base_url={settings['base_url']}", "--set", "initial_lookback_days=3650"),
+                *("--set", "auto_accept=false"),
+            ],
         )
         assert added.exit_code == 0, added.output
         done = CliRunner().invoke(cli, ["--db", str(db), "sync", "--workers", "1", "--json"])
