@@ -144,9 +144,9 @@ def should_auto_accept(store: StoreContext, order: Order) -> bool | None:  # typ
     """Whether the host should accept this freshly mapped order.
 
     Called for every order of a page once it is mapped (possibly in a map
-    worker, see :func:`map_order`); the host calls :func:`accept_order` for
-    the orders it says ``True`` to after their page is committed. ``False``
-    or ``None`` leaves the order as it is.
+    worker, see :func:`map_order`). Return ``True`` to have the host call
+    :func:`accept_order` once the page is committed; ``False`` or ``None``
+    to leave the order as it is.
     """
 
 
