@@ -2,7 +2,7 @@
 
 No validation, no mapping, no JSON: the least work any import of the same
 XML into SQLite must do. The import benchmark is judged by its ratio to it.
-The SQLite file is opened like the order book (16 KiB pages, WAL, ``synchronous=NORMAL``)
+The SQLite file is opened like the order book (WAL, ``synchronous=NORMAL``)
 and rows are inserted in batches, one transaction per batch.
 """
 
@@ -58,10 +58,7 @@ class _ChunkReader:
 
 def open_db(path: Path) -> sqlite3.Connection:
     """A fresh floor database with one table of raw orders."""
-    from connector_core.store import PAGE_SIZE
-
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # as the order book's
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE IF NOT EXISTS raw_orders (orders_id TEXT PRIMARY KEY, xml BLOB NOT NULL)")
