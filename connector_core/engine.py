@@ -236,7 +236,6 @@ class Engine:
             else None
         )
         report = SyncReport(store=store.name, cursor=since)
-        wanted = workers
         pool: MapWorkers | None = None
         in_flight: deque[FetchPage] = deque()  # pages handed to the workers, in fetch order
 
@@ -258,8 +257,8 @@ class Engine:
 
         try:
             for page in self.host.fetch_orders(store, since=since):
-                if wanted and pool is None and len(page.orders) >= MIN_PAGE:
-                    wanted, pool = 0, self._start_workers(store, raw_schema, wanted)
+                if workers and pool is None and len(page.orders) >= MIN_PAGE:
+                    workers, pool = 0, self._start_workers(store, raw_schema, workers)  # tried once per sync
                 if pool is None:
                     finish(page, self.map_raw_orders(store, page.orders, raw_schema, keep_orders=True))
                     continue

@@ -239,8 +239,7 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
     come from it. ``document`` is not modified.
     """
     data = to_json(order) if document is None else document
-    raw = _dumps(data.get("raw", {}))
-    canonical = _dumps({k: v for k, v in data.items() if k != "raw"})
+    canonical, raw = _columns(data)
     return OrderRow(
         order.order_key,
         order.order_number,
@@ -833,9 +832,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _split(order: Order) -> tuple[str, str]:
-    data = to_json(order)
-    raw = data.pop("raw", {})
-    return _dumps(data), _dumps(raw)
+    return _columns(to_json(order))
+
+
+def _columns(data: dict[str, Any]) -> tuple[str, str]:
+    """The ``canonical`` and ``raw`` column texts of an order's JSON form (``data`` is not modified)."""
+    return _dumps({k: v for k, v in data.items() if k != "raw"}), _dumps(data.get("raw", {}))
 
 
 def _order(row: sqlite3.Row) -> Order:
