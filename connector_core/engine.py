@@ -19,6 +19,7 @@ the engine's :class:`~connector_core.http.HttpPolicy`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -255,7 +256,9 @@ class Engine:
                 page = in_flight.popleft()
                 finish(page, self.map_raw_orders(store, page.orders, raw_schema, keep_orders=True))
 
-        try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.book.bulk_writes())
+            stack.callback(lambda: pool.close() if pool is not None else None)
             for page in self.host.fetch_orders(store, since=since):
                 if workers and pool is None and len(page.orders) >= MIN_PAGE:
                     workers, pool = 0, self._start_workers(store, raw_schema, workers)  # tried once per sync
@@ -278,9 +281,6 @@ class Engine:
                     in_flight.popleft()
                 except WorkerFailed as err:
                     without_workers(err)
-        finally:
-            if pool is not None:
-                pool.close()
         return report
 
     def _worker_count(self) -> int:

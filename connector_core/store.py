@@ -22,7 +22,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,6 +47,8 @@ from connector_core.sqlite_tx import write_transaction
 
 DB_ENV = "CONNECTOR_HOST_DB"
 BUSY_TIMEOUT_MS = 30_000
+BULK_CHECKPOINT_PAGES = 10_000
+"""WAL pages an import (:meth:`OrderBook.bulk_writes`) lets pile up before a checkpoint (SQLite's default: 1,000)."""
 _BATCH = 500  # host parameters per IN (...) query, well under SQLite's limit
 
 MIGRATIONS: list[str] = [
@@ -159,13 +161,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _dumps(value: Any) -> str:
+def _dump_bytes(value: Any) -> bytes:
     # orjson writes the same compact, key-sorted UTF-8 JSON as the json call below, about ten times
     # faster (it is most of the cost of storing an order); json takes what orjson refuses (big ints).
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _dumps(value: Any) -> str:
+    return _dump_bytes(value).decode()
 
 
 def order_hash(order: Order) -> str:
@@ -176,9 +182,13 @@ def order_hash(order: Order) -> str:
 def _content_hash(canonical: str, raw: str) -> str:
     # of the two stored columns, so nothing is serialised twice (an order book written before this
     # hashed one JSON text of both: its orders are rewritten once, unchanged, by their next sync)
-    digest = hashlib.sha256(canonical.encode())
+    return _hash_bytes(canonical.encode(), raw.encode())
+
+
+def _hash_bytes(canonical: bytes, raw: bytes) -> str:
+    digest = hashlib.sha256(canonical)
     digest.update(b"\n")
-    digest.update(raw.encode())
+    digest.update(raw)
     return digest.hexdigest()  # == sha256 of f"{canonical}\n{raw}", without building that text
 
 
@@ -239,7 +249,7 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
     come from it. ``document`` is not modified.
     """
     data = to_json(order) if document is None else document
-    canonical, raw = _columns(data)
+    canonical, raw = _column_bytes(data)
     return OrderRow(
         order.order_key,
         order.order_number,
@@ -247,9 +257,9 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
         order.marketplace_status.code,
         _iso(order.order_date),
         _iso(order.modified_date),
-        canonical,
-        raw,
-        _content_hash(canonical, raw),  # == order_hash(order)
+        canonical.decode(),
+        raw.decode(),
+        _hash_bytes(canonical, raw),  # == order_hash(order)
         tuple((item["line_key"], item["sku"], item["quantity"], _dumps(item)) for item in data["items"]),
     )
 
@@ -382,6 +392,28 @@ class OrderBook:
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {version + 1}")
         return self.version
+
+    @contextmanager
+    def bulk_writes(self, *, checkpoint_pages: int = BULK_CHECKPOINT_PAGES) -> Iterator[None]:
+        """Many large write transactions in a row (an import): checkpoint the WAL less often meanwhile.
+
+        SQLite moves its write-ahead log into the database file (a
+        *checkpoint*, with two ``fsync`` calls) whenever a commit leaves the
+        log over 1,000 pages; a large import would stop for one every few
+        hundred orders. Inside this block the log may grow to
+        ``checkpoint_pages`` pages first (about 40 MB by default); on the way
+        out one passive checkpoint moves what is left, so no work is
+        deferred past the block. Readers and other writers are not blocked.
+        """
+        previous = int(self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {previous}")
+            if not self.conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -837,7 +869,12 @@ def _split(order: Order) -> tuple[str, str]:
 
 def _columns(data: dict[str, Any]) -> tuple[str, str]:
     """The ``canonical`` and ``raw`` column texts of an order's JSON form (``data`` is not modified)."""
-    return _dumps({k: v for k, v in data.items() if k != "raw"}), _dumps(data.get("raw", {}))
+    canonical, raw = _column_bytes(data)
+    return canonical.decode(), raw.decode()
+
+
+def _column_bytes(data: dict[str, Any]) -> tuple[bytes, bytes]:
+    return _dump_bytes({k: v for k, v in data.items() if k != "raw"}), _dump_bytes(data.get("raw", {}))
 
 
 def _order(row: sqlite3.Row) -> Order:

@@ -38,6 +38,7 @@ import os
 import pickle
 import queue
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -69,6 +70,8 @@ RECEIVE_TIMEOUT = 600.0
 """Seconds to wait for a worker's page before mapping it in process (a page takes a fraction of a second)."""
 SWITCH_INTERVAL = 0.001
 """GIL switch interval (seconds) of the host while it has workers, and of the workers."""
+PIPE_BUFFER = 4 * 1024 * 1024
+"""Socket buffer size asked for on each end of a worker's pipe (a page of rows is about 3 MB)."""
 _JSON, _PICKLE = b"j", b"p"  # how a page's payloads travel to a worker
 
 
@@ -96,6 +99,17 @@ def auto_workers(environ: Mapping[str, str] | None = None) -> int:
     if env.get(WORKERS_ENV, "").strip():
         return check_workers(env[WORKERS_ENV], source=f"${WORKERS_ENV}")
     return 1 if (os.cpu_count() or 1) >= 2 and can_fork() else 0
+
+
+def _widen(conn: Connection, size: int = PIPE_BUFFER) -> None:
+    """Ask for socket buffers of ``size`` bytes on one end of a worker's pipe (the kernel may give less).
+
+    A page travels in a few large writes instead of dozens of 200 KB ones,
+    each of which would wait for the other process to read.
+    """
+    with contextlib.suppress(OSError), socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class WorkerFailed(Exception):
@@ -160,6 +174,8 @@ class MapWorkers:
         try:
             for n in range(count):
                 mine, theirs = context.Pipe(duplex=True)
+                for end in (mine, theirs):
+                    _widen(end)
                 process = context.Process(
                     target=_serve,
                     args=(theirs, [mine, *(c for _, c in self._workers)], engine, store, raw_schema, catalogue),
@@ -230,8 +246,7 @@ class MapWorkers:
         kind, value = pickle.loads(data)
         if kind != "page":
             raise WorkerFailed(f"map worker {index + 1} failed: {value}")
-        result: MappedPage = value
-        return result
+        return _unpack(value)
 
     def close(self) -> None:
         """Stop the workers (each finishes the page it is on and exits)."""
@@ -254,6 +269,21 @@ class MapWorkers:
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
+
+
+def _pack(page: MappedPage) -> tuple[Any, ...]:
+    # rows as plain tuples: pickle then writes no class reference nor calls __getnewargs__ per row
+    return tuple(map(tuple, page.rows)), page.rejects, page.accept, page.accept_errors
+
+
+def _unpack(value: tuple[Any, ...]) -> MappedPage:
+    from connector_core.engine import MappedPage
+    from connector_core.store import OrderRow
+
+    rows, rejects, accept, accept_errors = value
+    return MappedPage(
+        rows=tuple(map(OrderRow._make, rows)), rejects=rejects, accept=accept, accept_errors=accept_errors
+    )
 
 
 def _serve(
@@ -295,7 +325,7 @@ def _serve(
         try:
             items = orjson.loads(data[1:]) if data[:1] == _JSON else pickle.loads(data[1:])
             raws = [RawOrder(order_key=k, payload=p, site=s) for k, s, p in items]
-            message: tuple[str, Any] = ("page", engine.map_raw_orders(store, raws, raw_schema, catalogue))
+            message: tuple[str, Any] = ("page", _pack(engine.map_raw_orders(store, raws, raw_schema, catalogue)))
             out = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
+from connector_core import store as store_module
 from connector_core.engine import Engine, SyncReport
 from connector_core.errors import AuthError, TransientError, TransitionError
 from connector_core.models import FieldOutcome, OrderStatus, Shipment
@@ -118,6 +119,18 @@ def test_progress_gets_counts_per_page(engine: Engine) -> None:
     seen: list[SyncReport] = []
     engine.sync("shop", progress=seen.append)
     assert [(r.pages, r.inserted) for r in seen] == [(1, 2), (2, 4), (3, 5)]
+
+
+def test_sync_stores_its_pages_in_bulk_mode(engine: Engine) -> None:
+    """A sync's pages are written with WAL checkpoints deferred (OrderBook.bulk_writes), and the mode ends with it."""
+    during: list[int] = []
+    engine.sync("shop", progress=lambda _r: during.append(_autocheckpoint(engine)))
+    assert during == [store_module.BULK_CHECKPOINT_PAGES] * 3
+    assert _autocheckpoint(engine) == 1000
+
+
+def _autocheckpoint(engine: Engine) -> int:
+    return int(engine.book.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
 
 
 def test_bad_credentials_stop_sync_before_fetching(make_host: Callable[..., PluginHost], book: OrderBook) -> None:

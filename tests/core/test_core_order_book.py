@@ -57,6 +57,34 @@ def test_pragmas_wal_foreign_keys_busy_timeout(book: OrderBook) -> None:
     assert book.version == len(MIGRATIONS)
 
 
+def _autocheckpoint(book: OrderBook) -> int:
+    return int(book.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+def test_bulk_writes_defer_checkpoints_then_empty_the_log(book: OrderBook, db_path: Path) -> None:
+    """Inside bulk_writes commits stay in the WAL; on the way out one checkpoint moves them into the file."""
+    _shop(book)
+    assert _autocheckpoint(book) == 1000  # SQLite's default outside the block
+    before = db_path.stat().st_size
+    with book.bulk_writes(checkpoint_pages=100_000):
+        assert _autocheckpoint(book) == 100_000
+        for start in range(1, 1501, 100):  # 15 commits, over 1,000 WAL pages in all
+            book.save_page("shop", _orders(list(range(start, start + 100))), cursor={"seq": start + 99})
+        wal = Path(f"{db_path}-wal").stat().st_size
+        assert wal > 1000 * 4096  # with the default, a checkpoint would have restarted the log by now
+        assert db_path.stat().st_size == before  # nothing moved into the database file yet
+    assert _autocheckpoint(book) == 1000
+    assert db_path.stat().st_size > before + wal // 2  # the exit checkpoint moved the orders in
+    assert book.count_orders("shop") == 1500
+
+
+def test_bulk_writes_restore_the_setting_after_an_error(book: OrderBook) -> None:
+    """A failing import leaves the connection's checkpoint setting as it found it."""
+    with pytest.raises(RuntimeError), book.bulk_writes(checkpoint_pages=7000):
+        raise RuntimeError("boom")
+    assert _autocheckpoint(book) == 1000
+
+
 def test_old_file_upgrades_in_place(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A version-1 file written by older code is migrated on open and keeps its data."""
     db_path.parent.mkdir(parents=True)

@@ -45,7 +45,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import attrs
 import pycountry
 
 from connector_core.errors import MappingError
@@ -256,6 +255,33 @@ class _Doc:
             raise self.fail(f"{key} should be text, not {type(value).__name__}", f"{path}.{key}")
         return value.strip() or None
 
+    def texts(self, parent: Mapping[str, Any] | None, keys: tuple[str, ...], path: str) -> list[str | None]:
+        """:meth:`text` of each of ``keys``, in one pass (the hot path: most fields of an order)."""
+        if parent is None:
+            return [None] * len(keys)
+        get = parent.get
+        out: list[str | None] = []
+        for key in keys:
+            value = get(key)
+            if value is None:
+                out.append(None)
+            elif type(value) is str:
+                out.append(value.strip() or None)
+            else:  # a str subclass, or a value of the wrong type: text() reads it or raises with its path
+                out.append(self.text(parent, key, path))
+        return out
+
+    def amount(self, text: str | None, key: str, path: str, *, required: bool = False) -> Decimal | None:
+        """:meth:`money` of a text already read with :meth:`texts`."""
+        if text is None:
+            if required:
+                raise self.fail(f"{key} is missing", f"{path}.{key}")
+            return None
+        try:
+            return parse_money(text)
+        except ValueError:
+            raise self.fail(f"{key} {text!r} is not an amount", f"{path}.{key}") from None
+
     def money(self, parent: Mapping[str, Any] | None, key: str, path: str, *, required: bool = False) -> Decimal | None:
         text = self.text(parent, key, path)
         if text is None:
@@ -310,6 +336,39 @@ _ADDRESS_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+_CUSTOMER_KEYS = (
+    "customers_email_address",
+    "customers_telephone",
+    "customers_firstname",
+    "customers_lastname",
+    "customers_company",
+)
+_PRODUCT_KEYS = (
+    "products_qty",
+    "products_price_unit",
+    "products_price_unit_with_reduce",
+    "products_size_reference",
+    "products_reference",
+    "products_size",
+    "products_color",
+    "products_name",
+    "products_manufacturers",
+    "products_spartoo",
+)
+#: Top-level fields read as text, in the order the mapping needs them.
+_ORDER_KEYS = (
+    "orders_status_id",
+    "orders_status_name",
+    "date_purchased",
+    "last_modified",
+    "shipping_price",
+    "payment_price",
+    "order_total",
+    "shipping_name",
+    "payment_method",
+)
+
+
 def _address(
     doc: _Doc,
     node: Mapping[str, Any] | None,
@@ -319,20 +378,20 @@ def _address(
     phone: str | None = None,
     email: str | None = None,
 ) -> Address:
-    keys = _ADDRESS_KEYS[prefix]
-    text = doc.text
-    country_text = text(node, keys[0], path)
+    country_text, first, last, company, street1, street2, city, state, postcode = doc.texts(
+        node, _ADDRESS_KEYS[prefix], path
+    )
     country = normalise_country(country_text)
     if country_text and country is None:
         raise doc.fail(f"unknown country {country_text!r}", f"{path}.{prefix}_country")
     return Address(
-        name=_join(text(node, keys[1], path), text(node, keys[2], path)),
-        company=text(node, keys[3], path),
-        street1=text(node, keys[4], path),
-        street2=text(node, keys[5], path),
-        city=text(node, keys[6], path),
-        state=text(node, keys[7], path),
-        postal_code=text(node, keys[8], path),
+        name=_join(first, last),
+        company=company,
+        street1=street1,
+        street2=street2,
+        city=city,
+        state=state,
+        postal_code=postcode,
         country=country,
         phone=phone,
         email=email,
@@ -349,10 +408,9 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
     # buyer and billing address
     cust = doc.obj(raw, "customers", "$")
     cpath = "$.customers"
-    email = doc.text(cust, "customers_email_address", cpath)
-    phone = doc.text(cust, "customers_telephone", cpath)
-    buyer_name = _join(doc.text(cust, "customers_firstname", cpath), doc.text(cust, "customers_lastname", cpath))
-    customer = Customer(name=buyer_name, company=doc.text(cust, "customers_company", cpath), email=email, phone=phone)
+    email, phone, first, last, company = doc.texts(cust, _CUSTOMER_KEYS, cpath)
+    buyer_name = _join(first, last)
+    customer = Customer(name=buyer_name, company=company, email=email, phone=phone)
     bill_to = None
     if cust is not None:
         bill_to = _address(doc, cust, "customers", cpath, phone=phone, email=email)
@@ -364,7 +422,7 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
     recipient = home.name or buyer_name
     pickup: PickupPoint | None = None
     relay = doc.obj(delivery, "relay_info", dpath)
-    ship_to = home
+    ship_to, ship_name, ship_company = home, home.name or recipient, home.company
     if relay is not None:
         rpath = f"{dpath}.relay_info"
         relay_country_text = doc.text(relay, "relay_country_iso", rpath)
@@ -386,8 +444,20 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
             id=relay_id, type=doc.text(relay, "relay_type", rpath), name=relay_name, address=relay_address
         )
         if relay_address.is_usable():
-            ship_to = attrs.evolve(relay_address, name=recipient, company=relay_name)
-    ship_to = attrs.evolve(ship_to, name=ship_to.name or recipient, phone=phone, email=email)
+            ship_to, ship_name, ship_company = relay_address, recipient, relay_name
+    ship_to = Address(
+        name=ship_name,
+        company=ship_company,
+        street1=ship_to.street1,
+        street2=ship_to.street2,
+        street3=ship_to.street3,
+        city=ship_to.city,
+        state=ship_to.state,
+        postal_code=ship_to.postal_code,
+        country=ship_to.country,
+        phone=phone,
+        email=email,
+    )
     if not ship_to.is_usable():
         missing = [
             n for n, v in (("street", ship_to.street1), ("city", ship_to.city), ("country", ship_to.country)) if not v
@@ -395,16 +465,16 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
         raise doc.fail(f"order has no usable shipping address (missing {', '.join(missing)})", dpath)
 
     # status and dates
-    code = doc.text(raw, "orders_status_id", "$")
+    code, status_name, purchased, modified_text, shipping_text, fee_text, total_text, service, method = doc.texts(
+        raw, _ORDER_KEYS, "$"
+    )
     if code is None:
         raise doc.fail("orders_status_id is missing", "$.orders_status_id")
-    status_name = doc.text(raw, "orders_status_name", "$") or STATUS_NAMES.get(code)
+    status_name = status_name or STATUS_NAMES.get(code)
     status = status_map.get(code) or DEFAULT_STATUS_MAP.get(code) or OrderStatus.ON_HOLD.value
-    purchased = doc.text(raw, "date_purchased", "$")
     if purchased is None:
         raise doc.fail("date_purchased is missing", "$.date_purchased")
     order_date = _date(doc, purchased, zone, "$.date_purchased")
-    modified_text = doc.text(raw, "last_modified", "$")
     modified = _date(doc, modified_text, zone, "$.last_modified") if modified_text else None
 
     # lines
@@ -418,41 +488,41 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
         ppath = f"$.products.product[{i}]"
         if not isinstance(prod, Mapping):
             raise doc.fail("a product should hold elements", ppath)
-        qty_text = doc.text(prod, "products_qty", ppath)
+        qty_text, unit_text, reduced_text, size_ref, ref, size, colour, name, brand, product_id = doc.texts(
+            prod, _PRODUCT_KEYS, ppath
+        )
         try:
             qty = int(qty_text or "")
         except ValueError:
             raise doc.fail(f"products_qty {qty_text!r} is not a whole number", f"{ppath}.products_qty") from None
         if qty < 1:
             raise doc.fail(f"products_qty {qty} is not a positive quantity", f"{ppath}.products_qty")
-        unit = doc.money(prod, "products_price_unit", ppath, required=True)
+        unit = doc.amount(unit_text, "products_price_unit", ppath, required=True)
         assert unit is not None
-        reduced = doc.money(prod, "products_price_unit_with_reduce", ppath)
+        reduced = doc.amount(reduced_text, "products_price_unit_with_reduce", ppath)
         line_discount = _ZERO
         if reduced is not None and reduced < unit:
             line_discount = (unit - reduced) * qty
         elif reduced is not None and reduced > unit:
             flags.append("reduced_price_above_unit")
         line_key = str(i + 1)
-        sku = doc.text(prod, "products_size_reference", ppath) or doc.text(prod, "products_reference", ppath)
-        options = []
-        size = doc.text(prod, "products_size", ppath)
+        sku = size_ref or ref
+        options: tuple[ItemOption, ...] = ()
         if size:
-            options.append(ItemOption("size", size))
-        colour = doc.text(prod, "products_color", ppath)
+            options = (ItemOption("size", size),)
         if colour:
-            options.append(ItemOption("colour", colour))
+            options = (*options, ItemOption("colour", colour))
         items.append(
             LineItem(
                 line_key=line_key,
                 sku=sku,
-                name=doc.text(prod, "products_name", ppath) or sku or f"Spartoo product {i + 1}",
+                name=name or sku or f"Spartoo product {i + 1}",
                 quantity=qty,
                 unit_price=unit,
                 discount=line_discount,
-                options=tuple(options),
-                brand=doc.text(prod, "products_manufacturers", ppath),
-                marketplace_product_id=doc.text(prod, "products_spartoo", ppath),
+                options=options,
+                brand=brand,
+                marketplace_product_id=product_id,
             )
         )
         if line_discount:
@@ -460,10 +530,10 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
 
     # totals
     item_total = sum((line.total() for line in items), _ZERO)
-    shipping = doc.money(raw, "shipping_price", "$") or _ZERO
-    fee = doc.money(raw, "payment_price", "$") or _ZERO
+    shipping = doc.amount(shipping_text, "shipping_price", "$") or _ZERO
+    fee = doc.amount(fee_text, "payment_price", "$") or _ZERO
     computed = item_total + shipping + fee
-    total = doc.money(raw, "order_total", "$")
+    total = doc.amount(total_text, "order_total", "$")
     if total is None:
         total = computed
         flags.append("total_missing")
@@ -494,8 +564,8 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
         discounts=tuple(discounts),
         total=total,
         site=site,
-        requested_shipping_service=doc.text(raw, "shipping_name", "$"),
-        payment_method=doc.text(raw, "payment_method", "$"),
+        requested_shipping_service=service,
+        payment_method=method,
         flags=tuple(dict.fromkeys(flags)),
         raw=dict(raw),
     )
