@@ -32,6 +32,7 @@ fork copies only the calling thread).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -317,6 +318,9 @@ def _serve(
     # the reader and the sender need the GIL only briefly, between chunks of a page: hand it over
     # within SWITCH_INTERVAL rather than the default 5 ms, so the pipes keep flowing while mapping
     sys.setswitchinterval(SWITCH_INTERVAL)
+    # what the fork inherited stays as it is for the worker's life: with it out of the collector's sight,
+    # collections neither walk it nor write to its pages (each write would copy a page of the parent's)
+    gc.freeze()
     while True:
         data = pages.get()
         if data is None:
