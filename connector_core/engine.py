@@ -257,9 +257,12 @@ class Engine:
                 finish(page, self.map_raw_orders(store, page.orders, raw_schema, keep_orders=True))
 
         with contextlib.ExitStack() as stack:
-            stack.enter_context(self.book.bulk_writes())
+            bulk = False
             stack.callback(lambda: pool.close() if pool is not None else None)
             for page in self.host.fetch_orders(store, since=since):
+                if not bulk and len(page.orders) >= MIN_PAGE:  # a large import: fewer WAL checkpoints
+                    stack.enter_context(self.book.bulk_writes())
+                    bulk = True
                 if workers and pool is None and len(page.orders) >= MIN_PAGE:
                     workers, pool = 0, self._start_workers(store, raw_schema, workers)  # tried once per sync
                 if pool is None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
+from connector_core import engine as engine_module
 from connector_core import store as store_module
 from connector_core.engine import Engine, SyncReport
 from connector_core.errors import AuthError, TransientError, TransitionError
@@ -121,12 +122,17 @@ def test_progress_gets_counts_per_page(engine: Engine) -> None:
     assert [(r.pages, r.inserted) for r in seen] == [(1, 2), (2, 4), (3, 5)]
 
 
-def test_sync_stores_its_pages_in_bulk_mode(engine: Engine) -> None:
-    """A sync's pages are written with WAL checkpoints deferred (OrderBook.bulk_writes), and the mode ends with it."""
+def test_sync_stores_large_pages_in_bulk_mode(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From its first large page a sync writes with WAL checkpoints deferred (bulk_writes); small syncs never do."""
     during: list[int] = []
     engine.sync("shop", progress=lambda _r: during.append(_autocheckpoint(engine)))
+    assert during == [1000] * 3  # pages of 2, 2 and 1 orders: SQLite's default all along
+    engine.book.conn.execute("DELETE FROM cursors")
+    monkeypatch.setattr(engine_module, "MIN_PAGE", 2)
+    during.clear()
+    Engine(engine.host, engine.book, workers=0).sync("shop", progress=lambda _r: during.append(_autocheckpoint(engine)))
     assert during == [store_module.BULK_CHECKPOINT_PAGES] * 3
-    assert _autocheckpoint(engine) == 1000
+    assert _autocheckpoint(engine) == 1000  # the mode ends with the sync
 
 
 def _autocheckpoint(engine: Engine) -> int:
