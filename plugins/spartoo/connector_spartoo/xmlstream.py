@@ -241,6 +241,7 @@ class OrderStream:
         self._root_seen = False
         self._head = b""  # the first bytes, to tell binary junk from a text answer that is not XML
         self.root: etree._Element | None = None  # the partial tree: at most the order being read stays in it
+        self._parent_depth: tuple[etree._Element, int] | None = None  # the <orders> element and its depth
 
     def _key(self, order_id: str | None) -> str | None:
         if not order_id:
@@ -292,15 +293,21 @@ class OrderStream:
                 while elem.getprevious() is not None:
                     del parent[0]
 
-    def _convert(self, elem: etree._Element, parent: etree._Element) -> dict[str, Any] | RawReject:
-        order_id = (elem.findtext("orders_id") or "").strip() or None
-        depth = 1  # levels from the document element down to this order
+    def _depth(self, parent: etree._Element) -> int:
+        """Levels from the document element down to an ``<order>`` of ``parent`` (the same for all of them)."""
+        if self._parent_depth is not None and self._parent_depth[0] is parent:
+            return self._parent_depth[1]
+        depth = 1
         node: etree._Element | None = parent
         while node is not None:
             depth += 1
             node = node.getparent()
+        self._parent_depth = (parent, depth)
+        return depth
+
+    def _convert(self, elem: etree._Element, parent: etree._Element) -> dict[str, Any] | RawReject:
         try:
-            doc = element_to_json(elem, max_depth=self.max_depth - depth)
+            doc = element_to_json(elem, max_depth=self.max_depth - self._depth(parent))
             if not isinstance(doc, dict):
                 raise UnusableElement("the <order> element has no child elements")
             if not isinstance(doc.get("orders_id"), str):
@@ -308,6 +315,7 @@ class OrderStream:
         except HostileInputError:
             raise HostileInputError(f"Spartoo answer nests deeper than {self.max_depth} levels") from None
         except UnusableElement as exc:
+            order_id = (elem.findtext("orders_id") or "").strip() or None
             self.rejects += 1
             xml = etree.tostring(elem, encoding="unicode")[:REJECT_PAYLOAD_CHARS]
             return RawReject(
