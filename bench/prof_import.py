@@ -1,9 +1,11 @@
 """Profile one import (or one push) under pyinstrument: where the time of the pipeline goes.
 
-    .venv/bin/python bench/prof_import.py [--orders 10000] [--push 0] [--interval 0.001]
+    .venv/bin/python bench/prof_import.py [--orders 10000] [--push 0] [--interval 0.001] [--plain]
 
 The sandbox runs in another process (its CPU is not in the profile). Needs
-the ``bench`` extra (``pip install -e '.[bench]'``).
+the ``bench`` extra (``pip install -e '.[bench]'``). pyinstrument follows the
+host only; ``--plain`` runs the scenario without it, for py-spy to see the
+host, its map worker and the sandbox apart (``bench/pyspy_top.py``).
 """
 
 from __future__ import annotations
@@ -26,18 +28,26 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--interval", type=float, default=0.001)
     p.add_argument("--show-all", action="store_true")
+    p.add_argument("--plain", action="store_true", help="no pyinstrument: for an outside profiler such as py-spy")
     args = p.parse_args()
-    from pyinstrument import Profiler
 
     orders = int(args.push / 0.6) + 100 if args.push else args.orders
     with sandbox_process(orders=orders) as sb, tempfile.TemporaryDirectory(prefix="bench-prof-") as tmp:
-        profiler = Profiler(interval=args.interval)
         db = Path(tmp) / "prof.sqlite3"
-        with profiler:
+
+        def scenario() -> dict[str, object]:
             if args.push:
-                result = push_shipments(sb["url"], sb["partner_ids"][0], args.push, args.concurrency, 20.0, db)
-            else:
-                result = import_orders(sb["url"], sb["partner_ids"][0], ALL_SITES, db)
+                return push_shipments(sb["url"], sb["partner_ids"][0], args.push, args.concurrency, 20.0, db)
+            return import_orders(sb["url"], sb["partner_ids"][0], ALL_SITES, db)
+
+        if args.plain:
+            print(scenario())
+            return 0
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=args.interval)
+        with profiler:
+            result = scenario()
     print(result)
     print(profiler.output_text(unicode=False, color=False, show_all=args.show_all))
     return 0

@@ -61,3 +61,21 @@ def test_import_and_floor_children_agree_on_the_same_sandbox(tmp_path: Path) -> 
     assert pipeline["fetched"] == 300
     assert pipeline["stored"] + pipeline["rejected"] == 300
     assert pipeline["peak_rss_mb"] > 0 and floor["peak_rss_mb"] > 0
+
+
+def test_pyspy_summary_counts_each_stack_for_its_innermost_process() -> None:
+    """pyspy_top splits samples by the innermost process a stack names and adds up a function's lines."""
+    from pyspy_top import summarise
+
+    lines = [
+        'process 1:"host";main (a.py:1);sync (e.py:10);save (s.py:5) 30',
+        'process 1:"host";main (a.py:1);sync (e.py:12);parse (x.py:7) 20',
+        'process 1:"host";main (a.py:1);fork (w.py:3);process 2:"worker";serve (w.py:9);map (m.py:4) 50',
+        "not a profile line",
+    ]
+    summary = summarise(lines)
+    assert set(summary) == {'process 1:"host"', 'process 2:"worker"'}
+    total, inclusive, own = summary['process 1:"host"']
+    assert total == 50 and inclusive["sync (e.py)"] == 50 and own["save (s.py)"] == 30
+    total, inclusive, own = summary['process 2:"worker"']
+    assert total == 50 and own == {"map (m.py)": 50} and "main (a.py)" not in inclusive
