@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stores", type=int, default=None, help="stores in the many-stores run (default 200)")
     p.add_argument("--shipments", type=int, default=None, help="shipments pushed (default 10000)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent stores / pushes (default 16)")
+    p.add_argument(
+        "--processes",
+        default="1,2",
+        help="many stores: the runs' process counts, comma-separated (default 1,2: the same concurrency in"
+        " one process, then shared out over two)",
+    )
     p.add_argument("--quick", action="store_true", help="10,000 orders, 20 stores, 1,000 shipments")
     p.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     p.add_argument("--markdown", type=Path, help="also write the results as Markdown to this file")
@@ -112,13 +118,14 @@ def bench_memory(orders: int, big: dict[str, Any] | None, tmp: Path) -> dict[str
     }
 
 
-def bench_stores(stores: int, concurrency: int, tmp: Path) -> dict[str, Any]:
-    """Many stores of 5 sites each against a sandbox with 50 ms latency."""
+def bench_stores(stores: int, concurrency: int, tmp: Path, processes: int = 1) -> dict[str, Any]:
+    """Many stores of 5 sites each against a sandbox with 50 ms latency, ``concurrency`` over ``processes``."""
     latency = 50.0
+    db = tmp / f"stores-{processes}.sqlite3"
     with sandbox_process(orders=stores // 4 or 1, latency_ms=latency, partners=stores) as sb:
         result = run_child(
-            "stores", "--url", sb["url"], "--partner", ",".join(sb["partner_ids"]),
-            "--sites-per-store", "5", "--concurrency", str(concurrency), "--db", str(tmp / "stores.sqlite3"),
+            "stores", "--url", sb["url"], "--partner", ",".join(sb["partner_ids"]), "--sites-per-store", "5",
+            "--concurrency", str(concurrency), "--processes", str(processes), "--db", str(db),
         )  # fmt: skip
     ideal = result["requests"] / concurrency * latency / 1000
     result.update(latency_ms=latency, ideal_seconds=round(ideal, 3), over_ideal=round(result["seconds"] / ideal, 2))
@@ -213,14 +220,16 @@ def main(argv: list[str] | None = None) -> int:
             say("")
         if "stores" in only:
             say(f"## Many stores: {args.stores} stores x 5 sites, 50 ms latency, concurrency {args.concurrency}")
-            s = bench_stores(args.stores, args.concurrency, tmp)
-            say(
-                f"  {s['requests']:,} requests, {s['orders']:,} orders in {s['seconds']:.2f} s; ideal"
-                f" {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal, {s['failed']} failed"
-                f"  [{verdict(s['over_ideal'] <= TARGETS['over_ideal'] and not s['failed'])} <= 1.5x]"
-            )
-            if s["first_error"]:
-                say(f"  first error: {s['first_error']}")
+            for processes in [int(p) for p in str(args.processes).split(",") if p.strip()]:
+                s = bench_stores(args.stores, args.concurrency, tmp, processes)
+                say(
+                    f"  {processes} process(es): {s['requests']:,} requests, {s['orders']:,} orders in"
+                    f" {s['seconds']:.2f} s; ideal {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal,"
+                    f" {s['failed']} failed"
+                    f"  [{verdict(s['over_ideal'] <= TARGETS['over_ideal'] and not s['failed'])} <= 1.5x]"
+                )
+                if s["first_error"]:
+                    say(f"  first error: {s['first_error']}")
             say("")
         if "push" in only:
             say(f"## Shipments: {args.shipments:,} through the outbox, 20 ms latency, concurrency {args.concurrency}")

@@ -179,9 +179,9 @@ def floor_orders(url: str, partner_id: str, sites: Sequence[str], db: Path) -> d
 
 
 def many_stores(
-    url: str, partner_ids: Sequence[str], sites_per_store: int, concurrency: int, db: Path
+    url: str, partner_ids: Sequence[str], sites_per_store: int, concurrency: int, db: Path, processes: int = 1
 ) -> dict[str, Any]:
-    """Child body: one full sync of every store, ``concurrency`` at a time."""
+    """Child body: one full sync of every store, ``concurrency`` at a time over ``processes`` processes."""
     from connector_core.engine import Engine
     from connector_core.parallel import sync_all
     from connector_core.plugins import PluginHost
@@ -198,13 +198,14 @@ def many_stores(
         engine = Engine(host, book)
         before = admin(url, "counters")["requests"]
         with Timer() as t:
-            reports = sync_all(engine, names, concurrency=concurrency)
+            reports = sync_all(engine, names, concurrency=concurrency, processes=processes)
         requests = admin(url, "counters")["requests"] - before
     failed = [r for r in reports if isinstance(r, BaseException)]
     return {
         "stores": len(names),
         "sites_per_store": sites_per_store,
         "concurrency": concurrency,
+        "processes": processes,
         "seconds": round(t.wall, 3),
         "requests": requests,
         "orders": sum(getattr(r, "fetched", 0) for r in reports),
@@ -275,7 +276,8 @@ def child_main(kind: str, args: Any) -> None:
     elif kind == "floor":
         emit(floor_orders(args.url, args.partner, sites, db))
     elif kind == "stores":
-        emit(many_stores(args.url, args.partner.split(","), args.sites_per_store, args.concurrency, db))
+        stores = args.partner.split(",")
+        emit(many_stores(args.url, stores, args.sites_per_store, args.concurrency, db, int(args.processes)))
     elif kind == "push":
         emit(push_shipments(args.url, args.partner, args.shipments, args.concurrency, args.latency, db))
     else:

@@ -569,11 +569,13 @@ class Engine:
         self.host.schemas.validate(CANONICAL_SHIPMENT, to_json(shipment), store=shipment.store)
         return self.book.add_shipment(shipment)
 
-    def sync_all(self, stores: Sequence[str], *, concurrency: int = 8) -> list[SyncReport | ConnectorError]:
-        """Sync several stores, ``concurrency`` at a time (:func:`connector_core.parallel.sync_all`)."""
+    def sync_all(
+        self, stores: Sequence[str], *, concurrency: int = 8, processes: int = 1
+    ) -> list[SyncReport | ConnectorError]:
+        """Sync several stores, ``concurrency`` at a time, over ``processes`` processes (see :mod:`~.parallel`)."""
         from connector_core.parallel import sync_all
 
-        return sync_all(self, stores, concurrency=concurrency)
+        return sync_all(self, stores, concurrency=concurrency, processes=processes)
 
     def push(self, store_name: str, *, concurrency: int = 1) -> PushReport:
         """Push every pending shipment of the store; see the module docstring.

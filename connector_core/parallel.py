@@ -8,7 +8,10 @@ up to the book's busy timeout), and each store is still synced or pushed
 under its lease.
 
 * :func:`sync_all`: one full :meth:`Engine.sync` per store, ``concurrency``
-  stores at a time; a store that fails does not stop the others.
+  stores at a time; a store that fails does not stop the others. With
+  ``processes=N`` the stores are shared out among N forked processes (the
+  threads split between them), so parsing and mapping use N cores instead of
+  one interpreter's: plugins' hooks then run in those processes.
 * :func:`push_concurrently`: the store's pending shipments handed out to
   ``concurrency`` workers. Each shipment is pushed by exactly one worker;
   the workers only talk to the marketplace, and the calling thread records
@@ -20,21 +23,31 @@ under its lease.
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import multiprocessing.connection
+import pickle
 import queue
+import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from connector_core.engine import SyncReport as SyncReportType
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.store import OrderBook
+from connector_core.workers import can_fork
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from connector_core.engine import Engine, PushAttempt, PushOutcome, PushReport, SyncReport
     from connector_core.store_context import StoreContext
 
 DEFAULT_CONCURRENCY = 8
+MAX_PROCESSES = 64
 
 
 def _check(concurrency: int) -> int:
@@ -68,15 +81,30 @@ def _worker_engines(engine: Engine) -> Iterator[Callable[[], Engine]]:
             book.close()
 
 
+def check_processes(processes: int) -> int:
+    """A process count from the caller: a whole number from 1 to :data:`MAX_PROCESSES`."""
+    if isinstance(processes, bool) or not isinstance(processes, int) or not 1 <= processes <= MAX_PROCESSES:
+        raise ConfigError(f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {processes!r}")
+    return processes
+
+
 def sync_all(
-    engine: Engine, stores: Sequence[str], *, concurrency: int = DEFAULT_CONCURRENCY
+    engine: Engine, stores: Sequence[str], *, concurrency: int = DEFAULT_CONCURRENCY, processes: int = 1
 ) -> list[SyncReport | ConnectorError]:
     """Sync every store in ``stores``, ``concurrency`` at a time.
 
     Returns one entry per store, in the order given: its :class:`SyncReport`,
     or the :class:`ConnectorError` that stopped that store's sync.
+
+    ``processes`` > 1 shares the stores out among that many forked processes
+    (where the platform can fork), ``concurrency`` threads in all; each
+    process opens its own connections to the order book. A process that dies
+    leaves a :class:`ConnectorError` for each of its stores not reported.
     """
     _check(concurrency)
+    check_processes(processes)
+    if processes > 1 and len(stores) > 1 and can_fork():
+        return _sync_in_processes(engine, stores, concurrency, min(processes, len(stores)))
     if concurrency == 1 or len(stores) <= 1:
         return [_sync_one(lambda: engine, name) for name in stores]
     with _worker_engines(engine) as worker, ThreadPoolExecutor(concurrency, thread_name_prefix="sync") as pool:
@@ -88,6 +116,82 @@ def _sync_one(worker: Callable[[], Engine], name: str) -> SyncReport | Connector
         return worker().sync(name)
     except ConnectorError as err:
         return err
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """``total`` threads split as evenly as possible among ``parts`` processes, at least one each."""
+    return [max(1, total // parts + (1 if i < total % parts else 0)) for i in range(parts)]
+
+
+def _sync_in_processes(
+    engine: Engine, stores: Sequence[str], concurrency: int, processes: int
+) -> list[SyncReport | ConnectorError]:
+    context = multiprocessing.get_context("fork")
+    groups = [list(range(i, len(stores), processes)) for i in range(processes)]  # round robin: sizes differ by 1
+    children: list[tuple[multiprocessing.process.BaseProcess, Connection, list[int]]] = []
+    results: dict[int, SyncReport | ConnectorError] = {}
+    try:
+        for indices, threads in zip(groups, _shares(concurrency, processes), strict=True):
+            reader, writer = context.Pipe(duplex=False)
+            child = context.Process(
+                target=_sync_child,
+                args=(writer, [reader, *(r for _, r, _ in children)], engine, [stores[i] for i in indices], threads),
+                name="connector-host sync",
+                daemon=True,
+            )
+            with warnings.catch_warnings():  # as for map workers: the child starts its own threads only
+                warnings.simplefilter("ignore", DeprecationWarning)
+                child.start()
+            writer.close()
+            children.append((child, reader, indices))
+        waiting = {reader: (child, indices) for child, reader, indices in children}
+        while waiting:
+            for ready in multiprocessing.connection.wait(list(waiting)):
+                assert isinstance(ready, multiprocessing.connection.Connection)
+                done, indices = waiting.pop(ready)
+                try:
+                    reports: list[SyncReport | ConnectorError] = pickle.loads(ready.recv_bytes())
+                except (EOFError, OSError):
+                    done.join(5)
+                    reports = [
+                        ConnectorError(
+                            f"the process syncing {stores[i]!r} ended before reporting (exit code {done.exitcode})",
+                            store=stores[i],
+                        )
+                        for i in indices
+                    ]
+                results.update(zip(indices, reports, strict=True))
+    finally:
+        for process, reader, _ in children:
+            if process.is_alive() and len(results) < len(stores):
+                process.terminate()  # interrupted: each store's sync is crash-safe, its lease goes stale
+            process.join(5)
+            reader.close()
+    return [results[i] for i in range(len(stores))]
+
+
+def _sync_child(
+    conn: Connection, parent_ends: list[Connection], engine: Engine, stores: list[str], concurrency: int
+) -> None:
+    """Child body: sync ``stores`` on connections of its own and send the reports back in one message."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    for end in parent_ends:
+        end.close()
+    mine = copy.copy(engine)
+    mine.book = OrderBook(engine.book.path)  # the inherited connection stays the parent's, untouched
+    try:
+        reports = sync_all(mine, stores, concurrency=concurrency)
+        try:
+            data = pickle.dumps(reports, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an error a plugin raised that cannot travel: its message does
+            data = pickle.dumps(
+                [r if isinstance(r, SyncReportType) else ConnectorError(str(r), store=r.store) for r in reports],
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+        conn.send_bytes(data)
+    finally:
+        mine.book.close()
+        conn.close()
 
 
 def _record_batch(

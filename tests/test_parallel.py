@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,11 +11,12 @@ import pytest
 from connector_spartoo.sandbox.server import BAD_PARTNER_ID, SpartooSandbox
 
 from connector_core.engine import Engine, SyncReport
-from connector_core.errors import AuthError, ConfigError
+from connector_core.errors import AuthError, ConfigError, ConnectorError
 from connector_core.models import OrderStatus, Shipment
 from connector_core.parallel import push_concurrently, sync_all
 from connector_core.plugins import PluginHost
 from connector_core.store import OrderBook
+from connector_core.workers import can_fork
 
 PARTNERS = [f"{0xC0FFEE00 + i:016X}" for i in range(6)]
 
@@ -70,6 +72,57 @@ def test_a_failing_store_does_not_stop_the_others(sandbox: SpartooSandbox, host:
     assert isinstance(good, SyncReport) and good.inserted == book.count_orders("good") > 0
     assert isinstance(bad, AuthError)
     assert BAD_PARTNER_ID not in str(bad)
+
+
+@pytest.mark.skipif(not can_fork(), reason="processes are forked")
+def test_sync_all_over_processes_reports_like_threads(
+    sandbox: SpartooSandbox, host: PluginHost, book: OrderBook
+) -> None:
+    """Stores shared out among two processes are each synced into the same book; reports and errors come back."""
+    site_sets = [["com"], ["it"], ["de"], ["com", "it"], ["it", "de"]]
+    names = []
+    for i, sites in enumerate(site_sets):
+        book.add_store(f"p{i}", "spartoo", _settings(sandbox, PARTNERS[i], sites))
+        names.append(f"p{i}")
+    book.add_store("refused", "spartoo", _settings(sandbox, BAD_PARTNER_ID, ["com"]))
+    reports = sync_all(Engine(host, book), [*names, "refused"], concurrency=4, processes=2)
+    per_site = {s: sum(1 for o in sandbox.orders() if o["site"] == s) for s in ("com", "it", "de")}
+    for name, sites, report in zip(names, site_sets, reports, strict=False):
+        assert isinstance(report, SyncReport) and report.store == name
+        assert report.fetched == sum(per_site[s] for s in sites)
+        assert book.count_orders(name) == report.inserted > 0
+    assert isinstance(reports[-1], AuthError)  # the same error, of the same type, as a thread would give
+    assert BAD_PARTNER_ID not in str(reports[-1])
+    assert book.get_cursor("p0") is not None  # written by the child, seen by the parent's connection
+
+
+@pytest.mark.skipif(not can_fork(), reason="processes are forked")
+def test_a_process_that_dies_leaves_an_error_for_its_stores(
+    sandbox: SpartooSandbox, host: PluginHost, book: OrderBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If one sync process dies, its stores get a ConnectorError; the other process's stores are synced."""
+    for i in range(4):
+        book.add_store(f"d{i}", "spartoo", _settings(sandbox, PARTNERS[i], ["com"]))
+    real = Engine.sync
+
+    def sync(self: Engine, name: str, progress: object = None) -> SyncReport:
+        if name == "d1":
+            os._exit(9)  # the process syncing d1 (and d3: stores are dealt round robin) is gone
+        return real(self, name)
+
+    monkeypatch.setattr(Engine, "sync", sync)
+    reports = sync_all(Engine(host, book), ["d0", "d1", "d2", "d3"], concurrency=2, processes=2)
+    assert isinstance(reports[0], SyncReport) and isinstance(reports[2], SyncReport)
+    for lost in (reports[1], reports[3]):
+        assert isinstance(lost, ConnectorError) and "ended before reporting (exit code 9)" in str(lost)
+    assert {lost.store for lost in (reports[1], reports[3]) if isinstance(lost, ConnectorError)} == {"d1", "d3"}
+
+
+def test_process_count_is_checked(host: PluginHost, book: OrderBook) -> None:
+    """processes must be a whole number from 1 up."""
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="processes"):
+            sync_all(Engine(host, book), ["x"], processes=bad)  # type: ignore[arg-type]
 
 
 def test_concurrent_push_sends_each_shipment_once(sandbox: SpartooSandbox, host: PluginHost, book: OrderBook) -> None:

@@ -272,18 +272,7 @@ class _Doc:
         return out
 
     def amount(self, text: str | None, key: str, path: str, *, required: bool = False) -> Decimal | None:
-        """:meth:`money` of a text already read with :meth:`texts`."""
-        if text is None:
-            if required:
-                raise self.fail(f"{key} is missing", f"{path}.{key}")
-            return None
-        try:
-            return parse_money(text)
-        except ValueError:
-            raise self.fail(f"{key} {text!r} is not an amount", f"{path}.{key}") from None
-
-    def money(self, parent: Mapping[str, Any] | None, key: str, path: str, *, required: bool = False) -> Decimal | None:
-        text = self.text(parent, key, path)
+        """The amount in ``text`` (the value of ``key``, read with :meth:`texts`), a MappingError if unreadable."""
         if text is None:
             if required:
                 raise self.fail(f"{key} is missing", f"{path}.{key}")
