@@ -8,6 +8,8 @@ and its floor, memory at N/10 and N orders, many stores at once, and
 shipments pushed through the outbox. Prints every figure and the ratio it is
 judged by; ``--markdown`` also writes them as a Markdown table.
 ``--quick``: 10,000 orders, 20 stores, 1,000 shipments (a smoke check).
+Many stores and shipments run once per ``--processes`` count (default 1 and
+2): the same total concurrency in one process, then shared out over two.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--processes",
         default="1,2",
-        help="many stores: the runs' process counts, comma-separated (default 1,2: the same concurrency in"
-        " one process, then shared out over two)",
+        help="many stores and shipments: the runs' process counts, comma-separated (default 1,2: the same"
+        " concurrency in one process, then shared out over two)",
     )
     p.add_argument("--quick", action="store_true", help="10,000 orders, 20 stores, 1,000 shipments")
     p.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {','.join(BENCHMARKS)}")
@@ -68,6 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.stores = args.stores or (20 if args.quick else 200)
         args.shipments = args.shipments or (1_000 if args.quick else 10_000)
     return args
+
+
+def _process_counts(args: argparse.Namespace) -> list[int]:
+    return [int(p) for p in str(args.processes).split(",") if p.strip()]
 
 
 def verdict(ok: bool) -> str:
@@ -132,14 +138,15 @@ def bench_stores(stores: int, concurrency: int, tmp: Path, processes: int = 1) -
     return result
 
 
-def bench_push(shipments: int, concurrency: int, tmp: Path) -> dict[str, Any]:
-    """Shipments through the outbox against a sandbox with 20 ms latency."""
+def bench_push(shipments: int, concurrency: int, tmp: Path, processes: int = 1) -> dict[str, Any]:
+    """Shipments through the outbox against a sandbox with 20 ms latency, ``concurrency`` over ``processes``."""
     latency = 20.0
     orders = int(shipments / 0.6) + 100  # about 70% of sandbox orders are new (status 11) and get accepted
     with sandbox_process(orders=orders) as sb:
         result = run_child(
             "push", "--url", sb["url"], "--partner", sb["partner_ids"][0], "--shipments", str(shipments),
-            "--concurrency", str(concurrency), "--latency", str(latency), "--db", str(tmp / "push.sqlite3"),
+            "--concurrency", str(concurrency), "--latency", str(latency), "--processes", str(processes),
+            "--db", str(tmp / f"push-{processes}.sqlite3"),
         )  # fmt: skip
     # every request of the push waits the latency: the updates, and the reads that make a re-push safe
     ideal = result["all_requests"] / concurrency * latency / 1000
@@ -220,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             say("")
         if "stores" in only:
             say(f"## Many stores: {args.stores} stores x 5 sites, 50 ms latency, concurrency {args.concurrency}")
-            for processes in [int(p) for p in str(args.processes).split(",") if p.strip()]:
+            for processes in _process_counts(args):
                 s = bench_stores(args.stores, args.concurrency, tmp, processes)
                 say(
                     f"  {processes} process(es): {s['requests']:,} requests, {s['orders']:,} orders in"
@@ -233,15 +240,17 @@ def main(argv: list[str] | None = None) -> int:
             say("")
         if "push" in only:
             say(f"## Shipments: {args.shipments:,} through the outbox, 20 ms latency, concurrency {args.concurrency}")
-            s = bench_push(args.shipments, args.concurrency, tmp)
-            say(
-                f"  {s['shipments']:,} shipments, {s['all_requests']:,} requests ({s['requests']:,} updates, the rest"
-                f" order reads) in {s['seconds']:.2f} s; ideal {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal"
-                f" ({s['over_updates_ideal']}x the updates alone); pushed {s['pushed']:,}, failed {s['failed']},"
-                f" duplicates {s['duplicates']}, not shipped {s['not_shipped']}"
-                f"  [{verdict((s['over_ideal'] or 99) <= TARGETS['over_ideal'] and not s['duplicates'])} <= 1.5x,"
-                " zero duplicates]"
-            )
+            for processes in _process_counts(args):
+                s = bench_push(args.shipments, args.concurrency, tmp, processes)
+                say(
+                    f"  {processes} process(es): {s['shipments']:,} shipments, {s['all_requests']:,} requests"
+                    f" ({s['requests']:,} updates, the rest order reads) in {s['seconds']:.2f} s; ideal"
+                    f" {s['ideal_seconds']:.2f} s; {s['over_ideal']}x ideal ({s['over_updates_ideal']}x the updates"
+                    f" alone); pushed {s['pushed']:,}, failed {s['failed']}, duplicates {s['duplicates']},"
+                    f" not shipped {s['not_shipped']}"
+                    f"  [{verdict((s['over_ideal'] or 99) <= TARGETS['over_ideal'] and not s['duplicates'])}"
+                    " <= 1.5x, zero duplicates]"
+                )
             say("")
     say(f"total wall time {time.perf_counter() - wall:.0f} s")
     if args.markdown:

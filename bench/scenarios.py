@@ -215,7 +215,7 @@ def many_stores(
 
 
 def push_shipments(
-    url: str, partner_id: str, shipments: int, concurrency: int, latency_ms: float, db: Path
+    url: str, partner_id: str, shipments: int, concurrency: int, latency_ms: float, db: Path, processes: int = 1
 ) -> dict[str, Any]:
     """Child body: import and auto-accept orders, record shipments, then time one push at ``latency_ms``."""
     from datetime import UTC, datetime
@@ -243,7 +243,7 @@ def push_shipments(
         httpx.post(f"{url}/_admin/faults", json={"latency": latency_ms}, timeout=30).raise_for_status()
         requests_before = admin(url, "counters")["requests"]
         with Timer() as t:
-            report = push_concurrently(engine, "bench", concurrency=concurrency)
+            report = push_concurrently(engine, "bench", concurrency=concurrency, processes=processes)
         all_requests = admin(url, "counters")["requests"] - requests_before  # admin calls are not counted
         httpx.post(f"{url}/_admin/faults", json={"latency": 0}, timeout=30).raise_for_status()
     after = {r["order_key"]: r for r in admin(url, "orders")}
@@ -251,6 +251,7 @@ def push_shipments(
     return {
         "shipments": len(keys),
         "concurrency": concurrency,
+        "processes": processes,
         "latency_ms": latency_ms,
         "seconds": round(t.wall, 3),
         "requests": sum(sent.values()),
@@ -279,7 +280,11 @@ def child_main(kind: str, args: Any) -> None:
         stores = args.partner.split(",")
         emit(many_stores(args.url, stores, args.sites_per_store, args.concurrency, db, int(args.processes)))
     elif kind == "push":
-        emit(push_shipments(args.url, args.partner, args.shipments, args.concurrency, args.latency, db))
+        emit(
+            push_shipments(
+                args.url, args.partner, args.shipments, args.concurrency, args.latency, db, int(args.processes)
+            )
+        )
     else:
         raise SystemExit(f"unknown child {kind!r}")
     time.sleep(0)

@@ -577,17 +577,18 @@ class Engine:
 
         return sync_all(self, stores, concurrency=concurrency, processes=processes)
 
-    def push(self, store_name: str, *, concurrency: int = 1) -> PushReport:
+    def push(self, store_name: str, *, concurrency: int = 1, processes: int = 1) -> PushReport:
         """Push every pending shipment of the store; see the module docstring.
 
         With ``concurrency`` > 1 the shipments are pushed by that many
         workers (:func:`connector_core.parallel.push_concurrently`), each
-        shipment once.
+        shipment once; ``processes`` > 1 runs those workers in that many
+        forked processes.
         """
-        if concurrency != 1:
+        if concurrency != 1 or processes != 1:
             from connector_core.parallel import push_concurrently
 
-            return push_concurrently(self, store_name, concurrency=concurrency)
+            return push_concurrently(self, store_name, concurrency=concurrency, processes=processes)
         if not self.book.pending_shipments(store_name):
             if notify.has_due(self.book.conn, store=store_name):  # e-mails that failed earlier, now due again
                 store = self.store_context(store_name)

@@ -17,7 +17,11 @@ under its lease.
   the workers only talk to the marketplace, and the calling thread records
   the finished pushes as :meth:`Engine.push` records them, a batch of them
   per write transaction. Delivery stays at-least-once and a re-push stays
-  idempotent (the plugin answers ``already_applied``).
+  idempotent (the plugin answers ``already_applied``). With ``processes=N``
+  the workers run in N forked processes (threads split between them) and
+  send each attempt back; this process keeps the lease, checks it before each
+  batch, and records everything. A worker process that dies stops the push
+  with a :class:`ConnectorError`; its unrecorded shipments stay pending.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from connector_core.engine import Engine, PushAttempt, PushOutcome, PushReport, SyncReport
+    from connector_core.store import OutboxEntry
     from connector_core.store_context import StoreContext
 
 DEFAULT_CONCURRENCY = 8
@@ -210,12 +215,20 @@ def _record_batch(
     return outcomes
 
 
-def push_concurrently(engine: Engine, store_name: str, *, concurrency: int = DEFAULT_CONCURRENCY) -> PushReport:
-    """Push the store's pending shipments with ``concurrency`` workers (see the module docstring)."""
+def push_concurrently(
+    engine: Engine, store_name: str, *, concurrency: int = DEFAULT_CONCURRENCY, processes: int = 1
+) -> PushReport:
+    """Push the store's pending shipments with ``concurrency`` workers (see the module docstring).
+
+    ``processes`` > 1 runs the workers (the marketplace calls) in that many
+    forked processes, ``concurrency`` threads in all; this process still
+    holds the lease and records every push.
+    """
     from connector_core.engine import PushReport
 
     _check(concurrency)
-    if concurrency == 1:
+    check_processes(processes)
+    if concurrency == 1 and processes == 1:
         return engine.push(store_name)
     if not engine.book.pending_shipments(store_name):
         return PushReport(store=store_name)
@@ -235,27 +248,144 @@ def push_concurrently(engine: Engine, store_name: str, *, concurrency: int = DEF
                 except BaseException as exc:
                     results.put(exc)
 
-            with (
-                _worker_engines(engine) as worker,
-                ThreadPoolExecutor(concurrency, thread_name_prefix="push") as pool,
-            ):
-                futures = [pool.submit(push_one, i) for i in range(len(entries))]
-                try:
-                    left = len(entries)
-                    while left:
-                        finished = [results.get()]  # wait for one, then take every other one already there
-                        while True:
-                            try:
-                                finished.append(results.get_nowait())
-                            except queue.Empty:
-                                break
-                        left -= len(finished)
-                        outcomes.extend(_record_batch(engine, store, finished))
-                finally:
-                    for future in futures:
-                        future.cancel()
+            def record_all() -> None:
+                left = len(entries)
+                while left:
+                    finished = [results.get()]  # wait for one, then take every other one already there
+                    while True:
+                        try:
+                            finished.append(results.get_nowait())
+                        except queue.Empty:
+                            break
+                    left -= len(finished)
+                    lease.check()
+                    outcomes.extend(_record_batch(engine, store, finished))
+
+            if processes > 1 and len(entries) > 1 and can_fork():
+                with _push_processes(engine, store, entries, concurrency, min(processes, len(entries)), results):
+                    record_all()
+            else:
+                with (
+                    _worker_engines(engine) as worker,
+                    ThreadPoolExecutor(concurrency, thread_name_prefix="push") as pool,
+                ):
+                    futures = [pool.submit(push_one, i) for i in range(len(entries))]
+                    try:
+                        record_all()
+                    finally:
+                        for future in futures:
+                            future.cancel()
             outcomes.sort(key=lambda o: o.outbox_id)
             engine.deliver_notifications(store)
     finally:
         store.http.close()
     return PushReport.from_outcomes(store_name, outcomes)
+
+
+@contextmanager
+def _push_processes(
+    engine: Engine,
+    store: StoreContext,
+    entries: Sequence[OutboxEntry],
+    concurrency: int,
+    processes: int,
+    results: queue.SimpleQueue[PushAttempt | BaseException],
+) -> Iterator[None]:
+    """Forked processes pushing ``entries`` (dealt round robin); each attempt lands in ``results``."""
+    context = multiprocessing.get_context("fork")
+    children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    readers: list[threading.Thread] = []
+    try:
+        for i, threads in enumerate(_shares(concurrency, processes)):
+            share = list(entries[i::processes])
+            reader, writer = context.Pipe(duplex=False)
+            child = context.Process(
+                target=_push_child,
+                args=(writer, [reader, *(r for _, r in children)], engine, store.name, share, threads),
+                name="connector-host push",
+                daemon=True,
+            )
+            with warnings.catch_warnings():  # the child runs its own threads and clients only
+                warnings.simplefilter("ignore", DeprecationWarning)
+                child.start()
+            writer.close()
+            children.append((child, reader))
+            thread = threading.Thread(
+                target=_collect, args=(reader, child, len(share), results), name="push results", daemon=True
+            )
+            thread.start()
+            readers.append(thread)
+        yield
+    finally:
+        for process, _ in children:
+            if process.is_alive():
+                process.terminate()  # stopped early: what was not recorded stays pending, pushed again next time
+            process.join(5)
+        for thread in readers:
+            thread.join(5)
+        for _, reader in children:
+            reader.close()
+
+
+def _collect(
+    reader: Connection,
+    child: multiprocessing.process.BaseProcess,
+    expected: int,
+    results: queue.SimpleQueue[PushAttempt | BaseException],
+) -> None:
+    """Pass a push process's attempts on to ``results``; one error in their place if it ends early."""
+    received = 0
+    try:
+        while received < expected:
+            results.put(pickle.loads(reader.recv_bytes()))
+            received += 1
+    except (EOFError, OSError):
+        child.join(5)
+        results.put(
+            ConnectorError(
+                f"a push process ended after {received} of its {expected} shipments"
+                f" (exit code {child.exitcode}); the rest stay pending"
+            )
+        )
+
+
+def _push_child(
+    conn: Connection,
+    parent_ends: list[Connection],
+    engine: Engine,
+    store_name: str,
+    entries: list[OutboxEntry],
+    concurrency: int,
+) -> None:
+    """Child body: push ``entries`` on ``concurrency`` threads, sending each attempt back as it ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    for end in parent_ends:
+        end.close()
+    mine = copy.copy(engine)
+    mine.book = OrderBook(engine.book.path)  # the inherited connection and HTTP pool stay the parent's
+    store = mine.store_context(store_name)
+    lock = threading.Lock()
+
+    def push_one(entry: OutboxEntry) -> None:
+        try:
+            message: PushAttempt | BaseException = worker()._attempt_push(
+                store, entry.id, entry.order_key, entry.shipment
+            )
+        except Exception as exc:  # a plugin bug: the parent records the others, then raises it
+            message = exc
+        try:
+            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            data = pickle.dumps(
+                ConnectorError(f"{type(message).__name__}: {message}"), protocol=pickle.HIGHEST_PROTOCOL
+            )
+        with lock:
+            conn.send_bytes(data)
+
+    try:
+        with _worker_engines(mine) as worker, ThreadPoolExecutor(concurrency, thread_name_prefix="push") as pool:
+            list(pool.map(push_one, entries))
+    finally:
+        store.http.close()
+        mine.book.close()
+        conn.close()

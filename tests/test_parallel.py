@@ -147,6 +147,65 @@ def test_concurrent_push_sends_each_shipment_once(sandbox: SpartooSandbox, host:
     assert push_concurrently(engine, "ship", concurrency=4).pushed == 0  # nothing left pending
 
 
+def _ship_all(engine: Engine, book: OrderBook, store: str, prefix: str, count: int) -> list[str]:
+    engine.sync(store)
+    keys = [o.order_key for o in book.iter_orders(store) if o.status is OrderStatus.AWAITING_SHIPMENT][:count]
+    for i, key in enumerate(keys):
+        engine.record_shipment(
+            Shipment(store=store, order_key=key, tracking_number=f"{prefix}{i:05d}", ship_date=datetime.now(UTC))
+        )
+    return keys
+
+
+@pytest.mark.skipif(not can_fork(), reason="processes are forked")
+def test_push_over_processes_sends_each_shipment_once(
+    sandbox: SpartooSandbox, host: PluginHost, book: OrderBook
+) -> None:
+    """Pushes made by two processes' threads reach the sandbox once each; this process records them all."""
+    book.add_store("pp", "spartoo", _settings(sandbox, PARTNERS[3], ["com", "it", "de"], auto_accept=True))
+    engine = Engine(host, book)
+    keys = _ship_all(engine, book, "pp", "PRC", 10)
+    assert len(keys) >= 8
+    before = {o["order_key"]: o["update_requests"] for o in sandbox.orders()}
+    report = push_concurrently(engine, "pp", concurrency=4, processes=2)
+    after = {o["order_key"]: o for o in sandbox.orders()}
+    assert (report.pushed, report.failed, report.retry) == (len(keys), 0, 0)
+    assert sorted(o.order_key for o in report.outcomes) == sorted(keys)
+    assert {k: after[k]["update_requests"] - before[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert {book.get_order("pp", k).status for k in keys} == {OrderStatus.SHIPPED}
+    assert book.pending_shipments("pp") == []
+
+
+@pytest.mark.skipif(not can_fork(), reason="processes are forked")
+def test_a_push_process_that_dies_leaves_its_rest_pending(
+    sandbox: SpartooSandbox, host: PluginHost, book: OrderBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push process that dies stops the run with an error; the next push sends what is left, none twice."""
+    book.add_store("pd", "spartoo", _settings(sandbox, PARTNERS[4], ["com", "it", "de"], auto_accept=True))
+    engine = Engine(host, book)
+    keys = _ship_all(engine, book, "pd", "DIE", 8)
+    assert len(keys) >= 6
+    doomed = book.pending_shipments("pd")[1].order_key  # dealt to the second process
+    before = {o["order_key"]: o["update_requests"] for o in sandbox.orders()}
+    real = Engine._attempt_push
+
+    def attempt(self: Engine, store: object, outbox_id: int, order_key: str, shipment: Shipment) -> object:
+        if order_key == doomed:
+            os._exit(9)
+        return real(self, store, outbox_id, order_key, shipment)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "_attempt_push", attempt)
+    with pytest.raises(ConnectorError, match="push process ended"):
+        push_concurrently(engine, "pd", concurrency=2, processes=2)
+    monkeypatch.undo()
+    assert doomed in {e.order_key for e in book.pending_shipments("pd")}
+    report = push_concurrently(engine, "pd", concurrency=2, processes=2)
+    after = {o["order_key"]: o for o in sandbox.orders()}
+    assert book.pending_shipments("pd") == [] and report.failed == 0
+    assert {k: after[k]["update_requests"] - before[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert {after[k]["status"] for k in keys} == {"3"}
+
+
 def test_concurrency_must_be_a_positive_whole_number(host: PluginHost, book: OrderBook) -> None:
     """A concurrency below 1 is refused with a ConfigError."""
     with pytest.raises(ConfigError, match="concurrency"):

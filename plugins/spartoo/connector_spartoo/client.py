@@ -177,11 +177,17 @@ class SpartooClient:
         return OrderExport(self, site, form)
 
     def get_order(self, site: str, order_id: str) -> dict[str, Any] | None:
-        """The current document of one order, or ``None`` if Spartoo does not return it."""
+        """The current document of one order, or ``None`` if Spartoo does not return it.
+
+        The answer is read to its end even after the order is found: an HTTP
+        connection whose answer was left half read cannot serve the next
+        request, and the push reads an order before each update.
+        """
+        found: dict[str, Any] | None = None
         for item in self.export_orders(site, order_id=order_id):
-            if isinstance(item, dict) and item.get("orders_id") == order_id:
-                return item
-        return None
+            if found is None and isinstance(item, dict) and item.get("orders_id") == order_id:
+                found = item
+        return found
 
     def update_order(self, site: str, order_id: str, statut: str, tracking_number: str | None = None) -> None:
         """Set an order's status (2 accept, 3 ship with ``tracking_number``, 41 cancel).
