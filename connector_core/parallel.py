@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from connector_core.engine import SyncReport as SyncReportType
+from connector_core.engine import SyncReport
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.store import OrderBook
 from connector_core.workers import can_fork
@@ -47,7 +47,7 @@ from connector_core.workers import can_fork
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from connector_core.engine import Engine, PushAttempt, PushOutcome, PushReport, SyncReport
+    from connector_core.engine import Engine, PushAttempt, PushOutcome, PushReport
     from connector_core.store import OutboxEntry
     from connector_core.store_context import StoreContext
 
@@ -190,7 +190,7 @@ def _sync_child(
             data = pickle.dumps(reports, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # an error a plugin raised that cannot travel: its message does
             data = pickle.dumps(
-                [r if isinstance(r, SyncReportType) else ConnectorError(str(r), store=r.store) for r in reports],
+                [r if isinstance(r, SyncReport) else ConnectorError(str(r), store=r.store) for r in reports],
                 protocol=pickle.HIGHEST_PROTOCOL,
             )
         conn.send_bytes(data)

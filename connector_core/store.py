@@ -402,8 +402,9 @@ class OrderBook:
         log over 1,000 pages; a large import would stop for one every few
         hundred orders. Inside this block the log may grow to
         ``checkpoint_pages`` pages first (about 40 MB by default); on the way
-        out one passive checkpoint moves what is left, so no work is
-        deferred past the block. Readers and other writers are not blocked.
+        out one passive checkpoint moves what is left (all of it, unless a
+        reader still holds an older snapshot), so the block's work is not
+        left for later. Readers and other writers are not blocked.
         """
         previous = int(self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
         self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
