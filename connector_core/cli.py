@@ -46,6 +46,7 @@ from connector_core import __version__, host_settings
 from connector_core.engine import Engine, PushReport, SyncReport
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.models import CANONICAL_STATUSES, Order, Shipment, to_json
+from connector_core.parallel import MAX_PROCESSES
 from connector_core.plugins import PluginHost, get_plugin_manager
 from connector_core.secrets import install_log_redaction, masked_settings, redact, redact_obj, register_settings
 from connector_core.store import OrderBook
@@ -489,12 +490,28 @@ def _progress(store: str) -> Iterator[Callable[[SyncReport], None] | None]:
         yield update
 
 
-def sync_stores(app: App, names: Sequence[str], workers: int | None = None) -> tuple[list[SyncReport], list[str]]:
-    """Sync each store; return the reports and one error line per store that failed."""
+def sync_stores(
+    app: App, names: Sequence[str], workers: int | None = None, *, concurrency: int = 1, processes: int = 1
+) -> tuple[list[SyncReport], list[str]]:
+    """Sync each store; return the reports and one error line per store that failed.
+
+    With ``concurrency`` or ``processes`` above 1 and several stores, they are
+    synced at once (:func:`connector_core.parallel.sync_all`), without
+    per-page progress.
+    """
     reports: list[SyncReport] = []
     errors: list[str] = []
     engine = app.engine
     engine.workers = workers
+    if len(names) > 1 and (concurrency > 1 or processes > 1):
+        for name, result in zip(
+            names, engine.sync_all(names, concurrency=concurrency, processes=processes), strict=True
+        ):
+            if isinstance(result, ConnectorError):
+                errors.append(f"{name}: {result.message}")
+            else:
+                reports.append(result)
+        return reports, errors
     for name in names:
         try:
             with _progress(name) as progress:
@@ -504,6 +521,29 @@ def sync_stores(app: App, names: Sequence[str], workers: int | None = None) -> t
                 raise
             errors.append(f"{name}: {err.message}")
     return reports, errors
+
+
+def _concurrency_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--concurrency`` and ``--processes``, shared by ``sync`` and ``push``."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--processes",
+            type=click.IntRange(1, MAX_PROCESSES),
+            default=1,
+            show_default=True,
+            help="Forked processes sharing that work (the threads split between them), to use more than one"
+            " core; plugins' hooks then run in those processes.",
+        )(command)
+        return click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            default=1,
+            show_default=True,
+            help=f"Threads in all: {what} (marketplace calls mostly wait on the network).",
+        )(command)
+
+    return decorate
 
 
 def add_sync_commands(group: click.Group) -> None:
@@ -517,11 +557,14 @@ def add_sync_commands(group: click.Group) -> None:
         help="Worker processes that map a large sync's pages while this one fetches and stores"
         f" (0: map in this process; default: ${WORKERS_ENV}, else 1 on a machine of 2+ cores).",
     )
+    @_concurrency_options("stores synced at once")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
-    def sync(app: App, store: str | None, workers: int | None, as_json: bool) -> None:
+    def sync(app: App, store: str | None, workers: int | None, concurrency: int, processes: int, as_json: bool) -> None:
         """Import new and changed orders from the marketplaces."""
-        reports, errors = sync_stores(app, _store_names(app, store), workers)
+        reports, errors = sync_stores(
+            app, _store_names(app, store), workers, concurrency=concurrency, processes=processes
+        )
         if as_json:
             out_json([attrs.asdict(r) for r in reports])
         else:
@@ -801,11 +844,14 @@ def add_ship_commands(group: click.Group) -> None:
 
     @group.command("push")
     @click.option("--store", help="Only this store (default: every store).")
+    @_concurrency_options("shipments of a store pushed at once")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
-    def push(app: App, store: str | None, as_json: bool) -> None:
+    def push(app: App, store: str | None, concurrency: int, processes: int, as_json: bool) -> None:
         """Send the shipments waiting in the outbox to their marketplaces."""
-        reports = [app.engine.push(name) for name in _store_names(app, store)]
+        reports = [
+            app.engine.push(name, concurrency=concurrency, processes=processes) for name in _store_names(app, store)
+        ]
         if as_json:
             out_json(
                 [

@@ -123,6 +123,29 @@ def test_sync_orders_status_map_and_show(invoke: Invoke, shop: None) -> None:
     assert json.loads(again)[0]["inserted"] == 0
 
 
+def test_sync_and_push_many_at_once(invoke: Invoke, shop: None, bazaar: Bazaar) -> None:
+    """sync --concurrency syncs the stores at once (also over --processes); push --concurrency pushes each once."""
+    for name in ("shop2", "shop3"):
+        invoke("stores", "add", "bazaar", "--name", name, "--set", f"token={TOKEN}")
+    out = invoke("sync", "--concurrency", "3").output
+    for name in ("shop", "shop2", "shop3"):
+        assert f"{name}: 5 fetched, 5 new, 0 updated, 0 unchanged, 0 rejected" in out
+    if hasattr(os, "fork"):  # the stores dealt to two forked processes, their reports printed here
+        invoke("stores", "add", "bazaar", "--name", "shop4", "--set", f"token={TOKEN}")
+        out = invoke("sync", "--concurrency", "2", "--processes", "2").output
+        for name in ("shop", "shop2", "shop3"):  # nothing new since each store's cursor
+            assert f"{name}: 0 fetched, 0 new, 0 updated, 0 unchanged, 0 rejected" in out
+        assert "shop4: 5 fetched, 5 new, 0 updated, 0 unchanged, 0 rejected" in out
+        assert len(json.loads(invoke("orders", "list", "--store", "shop4", "--json").output)) == 5
+    for n in (1, 2, 3):
+        invoke("orders", "accept", f"BZ000{n}", "--store", "shop")
+        invoke("ship", f"BZ000{n}", "--store", "shop", "--tracking", f"MANY{n}")
+    pushed = json.loads(invoke("push", "--store", "shop", "--concurrency", "3", "--json").output)
+    assert sorted(o["state"] for o in pushed[0]["outcomes"]) == ["pushed"] * 3
+    assert sorted(s.tracking_number for s in bazaar.pushed) == ["MANY1", "MANY2", "MANY3"]
+    assert "--concurrency" in invoke("sync", "--concurrency", "0", code=2).stderr
+
+
 def test_accept_ship_push(invoke: Invoke, shop: None, bazaar: Bazaar) -> None:
     """orders accept, ship and push carry a shipment to the marketplace and report each field."""
     invoke("sync")
