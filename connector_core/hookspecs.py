@@ -18,6 +18,11 @@ Lifecycle of one store::
     fetch_order(store, order_key)           a payload failed its schema or mapping: fetch it again
     push_shipment(store, order, shipment)   when ``push`` drains the outbox
     fetch_catalogue(store)                  ``products import --from-store``
+
+``map_order``, ``map_status`` and ``should_auto_accept`` may run in a map
+worker process; with ``sync --processes N`` or ``push --processes N`` every
+hook of a store may run in a forked process. Hooks share nothing through
+module state with the process that started them.
 """
 
 from __future__ import annotations
