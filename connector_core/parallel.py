@@ -20,7 +20,9 @@ under its lease.
   idempotent (the plugin answers ``already_applied``). With ``processes=N``
   the workers run in N forked processes (threads split between them) and
   send each attempt back; this process keeps the lease, checks it before each
-  batch, and records everything. A worker process that dies stops the push
+  batch, and records everything. The processes are forked before the lease is
+  taken, so no transaction of this process is open while a fork copies it;
+  each opens its own connection. A worker process that dies stops the push
   with a :class:`ConnectorError`; its unrecorded shipments stay pending.
 """
 
@@ -105,10 +107,13 @@ def sync_all(
     (where the platform can fork), ``concurrency`` threads in all; each
     process opens its own connections to the order book. A process that dies
     leaves a :class:`ConnectorError` for each of its stores not reported.
+    SQLite's own state is copied by a fork: call it while no thread of this
+    process is inside an order-book transaction (it runs on threads instead
+    when ``engine.book`` is).
     """
     _check(concurrency)
     check_processes(processes)
-    if processes > 1 and len(stores) > 1 and can_fork():
+    if processes > 1 and len(stores) > 1 and can_fork() and not engine.book.conn.in_transaction:
         return _sync_in_processes(engine, stores, concurrency, min(processes, len(stores)))
     if concurrency == 1 or len(stores) <= 1:
         return [_sync_one(lambda: engine, name) for name in stores]
@@ -230,8 +235,14 @@ def push_concurrently(
     check_processes(processes)
     if concurrency == 1 and processes == 1:
         return engine.push(store_name)
-    if not engine.book.pending_shipments(store_name):
+    pending = engine.book.pending_shipments(store_name)
+    if not pending:
         return PushReport(store=store_name)
+    senders: _PushProcesses | None = None
+    if processes > 1 and len(pending) > 1 and can_fork() and not engine.book.conn.in_transaction:
+        # forked first, before the lease and its renewal thread: no transaction of this process is open
+        # while the children copy it, and they open connections of their own
+        senders = _PushProcesses(engine, store_name, concurrency, min(processes, len(pending)))
     store = engine.store_context(store_name)
     outcomes: list[PushOutcome] = []
     try:
@@ -261,9 +272,12 @@ def push_concurrently(
                     lease.check()
                     outcomes.extend(_record_batch(engine, store, finished))
 
-            if processes > 1 and len(entries) > 1 and can_fork():
-                with _push_processes(engine, store, entries, concurrency, min(processes, len(entries)), results):
+            if senders is not None:
+                senders.start(entries, results)
+                try:
                     record_all()
+                finally:
+                    senders.close()
             else:
                 with (
                     _worker_engines(engine) as worker,
@@ -278,53 +292,72 @@ def push_concurrently(
             outcomes.sort(key=lambda o: o.outbox_id)
             engine.deliver_notifications(store)
     finally:
+        if senders is not None:
+            senders.close()
         store.http.close()
     return PushReport.from_outcomes(store_name, outcomes)
 
 
-@contextmanager
-def _push_processes(
-    engine: Engine,
-    store: StoreContext,
-    entries: Sequence[OutboxEntry],
-    concurrency: int,
-    processes: int,
-    results: queue.SimpleQueue[PushAttempt | BaseException],
-) -> Iterator[None]:
-    """Forked processes pushing ``entries`` (dealt round robin); each attempt lands in ``results``."""
-    context = multiprocessing.get_context("fork")
-    children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
-    readers: list[threading.Thread] = []
-    try:
-        for i, threads in enumerate(_shares(concurrency, processes)):
-            share = list(entries[i::processes])
-            reader, writer = context.Pipe(duplex=False)
-            child = context.Process(
-                target=_push_child,
-                args=(writer, [reader, *(r for _, r in children)], engine, store.name, share, threads),
-                name="connector-host push",
-                daemon=True,
+class _PushProcesses:
+    """Forked processes that push a store's shipments; each attempt comes back to this process.
+
+    The processes are forked first and wait; :meth:`start` deals them the
+    entries (round robin) once the caller holds the lease and has read them.
+    """
+
+    def __init__(self, engine: Engine, store_name: str, concurrency: int, processes: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self._children: list[tuple[multiprocessing.process.BaseProcess, Connection, Connection]] = []
+        self._collectors: list[threading.Thread] = []
+        self._threads = _shares(concurrency, processes)
+        try:
+            for threads in self._threads:
+                work_out, work_in = context.Pipe(duplex=False)  # child reads work_out, this process writes work_in
+                done_out, done_in = context.Pipe(duplex=False)  # this process reads done_out
+                inherited = [work_in, done_out, *(c for _, w, d in self._children for c in (w, d))]
+                child = context.Process(
+                    target=_push_child,
+                    args=(work_out, done_in, inherited, engine, store_name, threads),
+                    name="connector-host push",
+                    daemon=True,
+                )
+                with warnings.catch_warnings():  # this process runs no other thread yet that the child needs
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    child.start()
+                work_out.close()
+                done_in.close()
+                self._children.append((child, work_in, done_out))
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, entries: Sequence[OutboxEntry], results: queue.SimpleQueue[PushAttempt | BaseException]) -> None:
+        """Deal ``entries`` out; a thread per process passes its attempts on to ``results``."""
+        count = len(self._children)
+        for i, (child, work_in, done_out) in enumerate(self._children):
+            share = list(entries[i::count])
+            work_in.send_bytes(pickle.dumps(share, protocol=pickle.HIGHEST_PROTOCOL))
+            work_in.close()
+            collector = threading.Thread(
+                target=_collect, args=(done_out, child, len(share), results), name="push results", daemon=True
             )
-            with warnings.catch_warnings():  # the child runs its own threads and clients only
-                warnings.simplefilter("ignore", DeprecationWarning)
-                child.start()
-            writer.close()
-            children.append((child, reader))
-            thread = threading.Thread(
-                target=_collect, args=(reader, child, len(share), results), name="push results", daemon=True
-            )
-            thread.start()
-            readers.append(thread)
-        yield
-    finally:
-        for process, _ in children:
+            collector.start()
+            self._collectors.append(collector)
+
+    def close(self) -> None:
+        """Stop the processes (any still pushing: what was not recorded stays pending, pushed again next time)."""
+        for _, work_in, _ in self._children:
+            work_in.close()  # a process still waiting for its share sees the end and exits
+        for process, _, _ in self._children:
+            process.join(2)  # done with its share, it is closing its connections
             if process.is_alive():
-                process.terminate()  # stopped early: what was not recorded stays pending, pushed again next time
-            process.join(5)
-        for thread in readers:
-            thread.join(5)
-        for _, reader in children:
-            reader.close()
+                process.terminate()
+                process.join(5)
+        for collector in self._collectors:
+            collector.join(5)
+        for _, _, done_out in self._children:
+            done_out.close()
+        self._children, self._collectors = [], []
 
 
 def _collect(
@@ -350,19 +383,25 @@ def _collect(
 
 
 def _push_child(
-    conn: Connection,
-    parent_ends: list[Connection],
+    work: Connection,
+    done: Connection,
+    inherited: list[Connection],
     engine: Engine,
     store_name: str,
-    entries: list[OutboxEntry],
     concurrency: int,
 ) -> None:
-    """Child body: push ``entries`` on ``concurrency`` threads, sending each attempt back as it ends."""
+    """Child body: wait for a share of shipments, push it on ``concurrency`` threads, send each attempt back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    for end in parent_ends:
+    for end in inherited:
         end.close()
+    try:
+        entries: list[OutboxEntry] = pickle.loads(work.recv_bytes())
+    except (EOFError, OSError):
+        return  # nothing to push after all
+    finally:
+        work.close()
     mine = copy.copy(engine)
-    mine.book = OrderBook(engine.book.path)  # the inherited connection and HTTP pool stay the parent's
+    mine.book = OrderBook(engine.book.path)  # the inherited connection stays the parent's, untouched
     store = mine.store_context(store_name)
     lock = threading.Lock()
 
@@ -380,7 +419,7 @@ def _push_child(
                 ConnectorError(f"{type(message).__name__}: {message}"), protocol=pickle.HIGHEST_PROTOCOL
             )
         with lock:
-            conn.send_bytes(data)
+            done.send_bytes(data)
 
     try:
         with _worker_engines(mine) as worker, ThreadPoolExecutor(concurrency, thread_name_prefix="push") as pool:
@@ -388,4 +427,4 @@ def _push_child(
     finally:
         store.http.close()
         mine.book.close()
-        conn.close()
+        done.close()
