@@ -523,6 +523,15 @@ def sync_stores(
     return reports, errors
 
 
+_WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(0, MAX_WORKERS),
+    help="Worker processes that map a large sync's pages while this one fetches and stores"
+    f" (0: map in this process; default: ${WORKERS_ENV}, else 1 on a machine of 2+ cores).",
+)
+"""``--workers`` of ``sync`` and ``run``."""
+
+
 def _concurrency_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--concurrency`` and ``--processes``, shared by ``sync`` and ``push``."""
 
@@ -551,12 +560,7 @@ def add_sync_commands(group: click.Group) -> None:
 
     @group.command("sync")
     @click.option("--store", help="Only this store (default: every store).")
-    @click.option(
-        "--workers",
-        type=click.IntRange(0, MAX_WORKERS),
-        help="Worker processes that map a large sync's pages while this one fetches and stores"
-        f" (0: map in this process; default: ${WORKERS_ENV}, else 1 on a machine of 2+ cores).",
-    )
+    @_WORKERS_OPTION
     @_concurrency_options("stores synced at once")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
@@ -889,12 +893,7 @@ def add_run_command(group: click.Group) -> None:
     @group.command("run")
     @click.option("--interval", type=click.FloatRange(min=0), default=300, show_default=True, help="Seconds.")
     @click.option("--max-cycles", type=click.IntRange(min=1), help="Stop after this many cycles.")
-    @click.option(
-        "--workers",
-        type=click.IntRange(0, MAX_WORKERS),
-        help="Worker processes that map a large sync's pages while this one fetches and stores"
-        f" (0: map in this process; default: ${WORKERS_ENV}, else 1 on a machine of 2+ cores).",
-    )
+    @_WORKERS_OPTION
     @pass_app
     def run(app: App, interval: float, max_cycles: int | None, workers: int | None) -> None:
         """Sync and push every store on a loop until Ctrl-C or SIGTERM."""

@@ -257,14 +257,14 @@ class Engine:
                 finish(page, self.map_raw_orders(store, page.orders, raw_schema, keep_orders=True))
 
         with contextlib.ExitStack() as stack:
-            bulk = False
+            large = False
             stack.callback(lambda: pool.close() if pool is not None else None)
             for page in self.host.fetch_orders(store, since=since):
-                if not bulk and len(page.orders) >= MIN_PAGE:  # a large import: fewer WAL checkpoints
-                    stack.enter_context(self.book.bulk_writes())
-                    bulk = True
-                if workers and pool is None and len(page.orders) >= MIN_PAGE:
-                    workers, pool = 0, self._start_workers(store, raw_schema, workers)  # tried once per sync
+                if not large and len(page.orders) >= MIN_PAGE:  # the first large page: this sync is an import
+                    large = True
+                    stack.enter_context(self.book.bulk_writes())  # fewer WAL checkpoints
+                    if workers:
+                        pool = self._start_workers(store, raw_schema, workers)  # tried once per sync
                 if pool is None:
                     finish(page, self.map_raw_orders(store, page.orders, raw_schema, keep_orders=True))
                     continue
@@ -374,12 +374,11 @@ class Engine:
                 log.warning("%s: mapping %s failed: %s", store.name, raw.order_key, type(exc).__name__, exc_info=True)
                 rejects.append(_reject(raw, "mapping", f"{type(exc).__name__}: {exc}", None))
                 continue
-            try:
-                if self.host.should_auto_accept(store, order):
-                    accept.append(len(rows))
-            except Exception as exc:  # the order is stored all the same; it is counted as an accept error
-                log.warning("%s: could not decide whether to accept %s: %s", store.name, order.order_key, exc)
+            wanted = self._wants_accept(store, order)
+            if wanted is None:
                 accept_errors += 1
+            elif wanted:
+                accept.append(len(rows))
             rows.append(row)
             if keep_orders:
                 orders.append(order)
@@ -431,11 +430,8 @@ class Engine:
                     "%s: %s was rejected (%s) but fetched again cleanly", store.name, reject.order_key, reject.stage
                 )
                 rows.append(prepare_row(order, document))
-                try:
-                    if self.host.should_auto_accept(store, order):
-                        to_accept.append(order)
-                except Exception as exc:  # stored all the same, left for a manual accept
-                    log.warning("%s: could not decide whether to accept %s: %s", store.name, order.order_key, exc)
+                if self._wants_accept(store, order):
+                    to_accept.append(order)
                 out.append(attrs.evolve(reject, retried=True))
         return out
 
@@ -469,6 +465,14 @@ class Engine:
             err.stage = "canonical"  # type: ignore[misc]
             raise
         return order, document
+
+    def _wants_accept(self, store: StoreContext, order: Order) -> bool | None:
+        """The plugin's ``should_auto_accept``; ``None`` (logged) if it failed: the order is stored all the same."""
+        try:
+            return self.host.should_auto_accept(store, order)
+        except Exception as exc:
+            log.warning("%s: could not decide whether to accept %s: %s", store.name, order.order_key, exc)
+            return None
 
     def _accept_all(self, store: StoreContext, orders: list[Order]) -> tuple[int, int]:
         accepted = errors = 0

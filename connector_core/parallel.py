@@ -33,9 +33,7 @@ import multiprocessing
 import multiprocessing.connection
 import pickle
 import queue
-import signal
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,7 +42,7 @@ from typing import TYPE_CHECKING
 from connector_core.engine import SyncReport
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.store import OrderBook
-from connector_core.workers import can_fork
+from connector_core.workers import can_fork, enter_forked_child, start_forked
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -73,11 +71,9 @@ def _worker_engines(engine: Engine) -> Iterator[Callable[[], Engine]]:
     def get() -> Engine:
         worker: Engine | None = getattr(local, "engine", None)
         if worker is None:
-            book = OrderBook(engine.book.path)
+            worker = _own_engine(engine)
             with lock:
-                opened.append(book)
-            worker = copy.copy(engine)
-            worker.book = book
+                opened.append(worker.book)
             local.engine = worker
         return worker
 
@@ -86,6 +82,13 @@ def _worker_engines(engine: Engine) -> Iterator[Callable[[], Engine]]:
     finally:
         for book in opened:
             book.close()
+
+
+def _own_engine(engine: Engine) -> Engine:
+    """A copy of ``engine`` on a connection of its own to the same order book (close its ``book``)."""
+    mine = copy.copy(engine)
+    mine.book = OrderBook(engine.book.path)
+    return mine
 
 
 def check_processes(processes: int) -> int:
@@ -149,9 +152,7 @@ def _sync_in_processes(
                 name="connector-host sync",
                 daemon=True,
             )
-            with warnings.catch_warnings():  # as for map workers: the child starts its own threads only
-                warnings.simplefilter("ignore", DeprecationWarning)
-                child.start()
+            start_forked(child)
             writer.close()
             children.append((child, reader, indices))
         waiting = {reader: (child, indices) for child, reader, indices in children}
@@ -184,11 +185,8 @@ def _sync_child(
     conn: Connection, parent_ends: list[Connection], engine: Engine, stores: list[str], concurrency: int
 ) -> None:
     """Child body: sync ``stores`` on connections of its own and send the reports back in one message."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    for end in parent_ends:
-        end.close()
-    mine = copy.copy(engine)
-    mine.book = OrderBook(engine.book.path)  # the inherited connection stays the parent's, untouched
+    enter_forked_child(parent_ends)
+    mine = _own_engine(engine)  # the inherited connection stays the parent's, untouched
     try:
         reports = sync_all(mine, stores, concurrency=concurrency)
         try:
@@ -321,9 +319,7 @@ class _PushProcesses:
                     name="connector-host push",
                     daemon=True,
                 )
-                with warnings.catch_warnings():  # this process runs no other thread yet that the child needs
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    child.start()
+                start_forked(child)
                 work_out.close()
                 done_in.close()
                 self._children.append((child, work_in, done_out))
@@ -391,17 +387,14 @@ def _push_child(
     concurrency: int,
 ) -> None:
     """Child body: wait for a share of shipments, push it on ``concurrency`` threads, send each attempt back."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    for end in inherited:
-        end.close()
+    enter_forked_child(inherited)
     try:
         entries: list[OutboxEntry] = pickle.loads(work.recv_bytes())
     except (EOFError, OSError):
         return  # nothing to push after all
     finally:
         work.close()
-    mine = copy.copy(engine)
-    mine.book = OrderBook(engine.book.path)  # the inherited connection stays the parent's, untouched
+    mine = _own_engine(engine)  # the inherited connection stays the parent's, untouched
     store = mine.store_context(store_name)
     lock = threading.Lock()
 

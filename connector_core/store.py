@@ -176,20 +176,22 @@ def _dumps(value: Any) -> str:
 
 def order_hash(order: Order) -> str:
     """A content hash of the whole order (canonical fields and raw payload)."""
-    return _content_hash(*_split(order))
+    return _stored_form(to_json(order))[2]
 
 
-def _content_hash(canonical: str, raw: str) -> str:
-    # of the two stored columns, so nothing is serialised twice (an order book written before this
-    # hashed one JSON text of both: its orders are rewritten once, unchanged, by their next sync)
-    return _hash_bytes(canonical.encode(), raw.encode())
+def _stored_form(data: dict[str, Any]) -> tuple[str, str, str]:
+    """The ``canonical`` and ``raw`` column texts of an order's JSON form, and their content hash.
 
-
-def _hash_bytes(canonical: bytes, raw: bytes) -> str:
+    The hash is of the two columns' bytes, so nothing is serialised twice (an
+    order book written before this hashed one JSON text of both: its orders
+    are rewritten once, unchanged, by their next sync). ``data`` is not modified.
+    """
+    canonical = _dump_bytes({k: v for k, v in data.items() if k != "raw"})
+    raw = _dump_bytes(data.get("raw", {}))
     digest = hashlib.sha256(canonical)
     digest.update(b"\n")
-    digest.update(raw)
-    return digest.hexdigest()  # == sha256 of f"{canonical}\n{raw}", without building that text
+    digest.update(raw)  # == sha256 of f"{canonical}\n{raw}", without building that text
+    return canonical.decode(), raw.decode(), digest.hexdigest()
 
 
 def shipment_key(shipment: Shipment) -> str:
@@ -249,7 +251,7 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
     come from it. ``document`` is not modified.
     """
     data = to_json(order) if document is None else document
-    canonical, raw = _column_bytes(data)
+    canonical, raw, digest = _stored_form(data)
     return OrderRow(
         order.order_key,
         order.order_number,
@@ -257,9 +259,9 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
         order.marketplace_status.code,
         _iso(order.order_date),
         _iso(order.modified_date),
-        canonical.decode(),
-        raw.decode(),
-        _hash_bytes(canonical, raw),  # == order_hash(order)
+        canonical,
+        raw,
+        digest,  # == order_hash(order)
         tuple((item["line_key"], item["sku"], item["quantity"], _dumps(item)) for item in data["items"]),
     )
 
@@ -725,7 +727,7 @@ class OrderBook:
             if marketplace_status is not None:
                 changes["marketplace_status"] = marketplace_status
             new = attrs.evolve(order, **changes)
-            canonical, raw = _split(new)
+            canonical, _, digest = _stored_form(to_json(new))
             c.execute(
                 "UPDATE orders SET status = ?, marketplace_status = ?, canonical = ?, hash = ?, updated_at = ?"
                 " WHERE store = ? AND order_key = ?",
@@ -733,7 +735,7 @@ class OrderBook:
                     new.status.value,
                     new.marketplace_status.code,
                     canonical,
-                    _content_hash(canonical, raw),
+                    digest,
                     now_iso(),
                     store,
                     order_key,
@@ -862,20 +864,6 @@ def _statements(script: str) -> Iterable[str]:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _split(order: Order) -> tuple[str, str]:
-    return _columns(to_json(order))
-
-
-def _columns(data: dict[str, Any]) -> tuple[str, str]:
-    """The ``canonical`` and ``raw`` column texts of an order's JSON form (``data`` is not modified)."""
-    canonical, raw = _column_bytes(data)
-    return canonical.decode(), raw.decode()
-
-
-def _column_bytes(data: dict[str, Any]) -> tuple[bytes, bytes]:
-    return _dump_bytes({k: v for k, v in data.items() if k != "raw"}), _dump_bytes(data.get("raw", {}))
 
 
 def _order(row: sqlite3.Row) -> Order:

@@ -45,7 +45,7 @@ import threading
 import traceback
 import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -111,6 +111,31 @@ def _widen(conn: Connection, size: int = PIPE_BUFFER) -> None:
     with contextlib.suppress(OSError), socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def start_forked(process: multiprocessing.process.BaseProcess) -> None:
+    """Start a process of the ``fork`` context.
+
+    Python 3.12+ warns on any fork of a threaded process. Every child the
+    host forks (map workers, :mod:`connector_core.parallel`'s processes) runs
+    its own threads and connections only, never a lock another thread of the
+    parent holds, so that warning is silenced here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        process.start()
+
+
+def enter_forked_child(parent_ends: Iterable[Connection]) -> None:
+    """First steps of a forked child: leave Ctrl-C to the parent, close the parent's ends of the pipes.
+
+    Ctrl-C reaches the whole process group; the parent decides and stops its
+    children. With the parent's ends closed, each pipe ends when the parent
+    closes its side.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for end in parent_ends:
+        end.close()
 
 
 class WorkerFailed(Exception):
@@ -183,11 +208,7 @@ class MapWorkers:
                     name=f"connector-host map worker {n + 1} ({store.name})",
                     daemon=True,
                 )
-                with warnings.catch_warnings():
-                    # Python 3.12+ warns on any fork of a threaded process; the worker only runs the
-                    # plugin's pure mapping hooks, never a lock another thread of this process uses
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    process.start()
+                start_forked(process)
                 theirs.close()
                 self._workers.append((process, mine))
                 self._senders.append(_Sender(mine, f"connector-host map sender {n + 1}"))
@@ -298,10 +319,8 @@ def _serve(
     """Worker body: map each page read from ``conn`` until the pipe ends."""
     from connector_core.models import RawOrder
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    enter_forked_child(parent_ends)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    for end in parent_ends:  # so that each pipe ends when the parent closes its side
-        end.close()
     pages: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
     def read() -> None:
