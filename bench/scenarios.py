@@ -105,8 +105,8 @@ def import_orders(url: str, partner_id: str, sites: Sequence[str], db: Path) -> 
 
     from connector_core.engine import Engine
     from connector_core.plugins import PluginHost
-    from connector_core.store import OrderBook
-    from connector_core.workers import auto_workers
+    from connector_core.db import OrderBook
+    from connector_core.forking import auto_workers
 
     host = PluginHost.create()
     settings = store_settings(url, partner_id, sites)
@@ -183,9 +183,9 @@ def many_stores(
 ) -> dict[str, Any]:
     """Child body: one full sync of every store, ``concurrency`` at a time over ``processes`` processes."""
     from connector_core.engine import Engine
-    from connector_core.parallel import sync_all
+    from connector_core.sync.many import sync_all
     from connector_core.plugins import PluginHost
-    from connector_core.store import OrderBook
+    from connector_core.db import OrderBook
 
     host = PluginHost.create()
     names = []
@@ -222,9 +222,9 @@ def push_shipments(
 
     from connector_core.engine import Engine
     from connector_core.models import OrderStatus, Shipment
-    from connector_core.parallel import push_concurrently
+    from connector_core.push.concurrent import push_concurrently
     from connector_core.plugins import PluginHost
-    from connector_core.store import OrderBook
+    from connector_core.db import OrderBook
 
     host = PluginHost.create()
     with OrderBook(db) as book:

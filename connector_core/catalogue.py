@@ -25,32 +25,16 @@ import io
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from connector_core.errors import ConfigError
+from connector_core.clock import now_iso
+from connector_core.db.connection import transaction
+from connector_core.errors import CatalogueImportError
 from connector_core.models import CatalogueEntry, LineItem, Order, Weight
-from connector_core.sqlite_tx import write_transaction
-
-CATALOGUE_DDL = """
-CREATE TABLE catalogue (
-    sku TEXT PRIMARY KEY,
-    name TEXT,
-    weight_value TEXT,
-    weight_unit TEXT CHECK (weight_unit IS NULL OR weight_unit IN ('g', 'kg', 'oz', 'lb')),
-    warehouse_location TEXT,
-    image_url TEXT,
-    ean TEXT,
-    upc TEXT,
-    source TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-"""
-"""DDL of the catalogue table (a migration of the order book)."""
 
 COLUMNS = ("sku", "name", "weight", "weight_unit", "warehouse_location", "image_url", "ean", "upc")
 """CSV columns understood by :func:`import_csv`; only ``sku`` is required."""
@@ -66,14 +50,6 @@ _ALIASES = {
 UNITS = ("g", "kg", "oz", "lb")
 MILLIGRAM = Decimal("0.001")
 WEIGHT_INCOMPLETE = "weight_incomplete"
-
-
-class CatalogueImportError(ConfigError):
-    """A catalogue file has bad rows; nothing of it was imported. ``errors`` lists each problem."""
-
-    def __init__(self, message: str, *, errors: tuple[RowError, ...], **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.errors = errors
 
 
 @attrs.frozen
@@ -103,11 +79,11 @@ class ImportReport:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return now_iso()
 
 
 def _tx(conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
-    return write_transaction(conn, "catalogue")
+    return transaction(conn, savepoint="catalogue")
 
 
 _UPSERT = """

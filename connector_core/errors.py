@@ -4,7 +4,8 @@ One root, so a caller can catch everything the framework means to say::
 
     ConnectorError
     ├── ConfigError            bad settings, unknown store or marketplace, bad CLI input
-    │   └── SettingsError      settings that fail the plugin's settings schema
+    │   ├── SettingsError      settings that fail the plugin's settings schema
+    │   └── CatalogueImportError  a catalogue file with bad rows (nothing imported)
     ├── PluginError            a plugin is missing, broken or answered out of contract
     ├── MarketplaceError       the marketplace answered with an error
     │   ├── AuthError          credentials refused: the message says what to fix
@@ -16,7 +17,12 @@ One root, so a caller can catch everything the framework means to say::
     │   ├── ValidationError    failed a JSON Schema; carries the JSON path
     │   ├── MappingError       could not be mapped to a canonical order
     │   └── HostileInputError  XML bombs, external entities, oversize or junk documents
-    └── StoreError             the order book cannot do what was asked
+    ├── StoreError             the order book cannot do what was asked
+    │   └── LeaseBusyError     another live host process holds the store's lease
+    └── DeliveryError          a customer e-mail could not be handed over
+
+    WorkerFailed (not a ConnectorError: the host handles it itself)
+                               a map worker died or failed; its pages are mapped in process
 
 Every exception carries its context (store, order key, JSON path) as
 attributes and never a secret: messages are built from the context, and
@@ -25,7 +31,12 @@ attributes and never a secret: messages are built from the context, and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from connector_core.secrets import redact
+
+if TYPE_CHECKING:
+    from connector_core.catalogue import RowError
 
 
 class ConnectorError(Exception):
@@ -39,8 +50,6 @@ class ConnectorError(Exception):
         order_key: str | None = None,
         path: str | None = None,
     ) -> None:
-        from connector_core.secrets import redact
-
         message = redact(message)
         super().__init__(message)
         self.message = message
@@ -67,6 +76,14 @@ class ConfigError(ConnectorError):
 
 class SettingsError(ConfigError):
     """Store settings that fail the plugin's settings schema."""
+
+
+class CatalogueImportError(ConfigError):
+    """A catalogue file has bad rows; nothing of it was imported. ``errors`` lists each problem."""
+
+    def __init__(self, message: str, *, errors: tuple[RowError, ...], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.errors = errors
 
 
 class PluginError(ConnectorError):
@@ -135,3 +152,23 @@ class HostileInputError(PayloadError):
 
 class StoreError(ConnectorError):
     """The order book could not do what was asked (unknown order, busy, bad state)."""
+
+
+class LeaseBusyError(StoreError):
+    """Another live host process holds the store's lease."""
+
+
+class DeliveryError(ConnectorError):
+    """A message could not be handed to the mail server (or written to the outbox).
+
+    ``permanent`` is true when retrying cannot help (e.g. SMTP 5xx: the
+    recipient does not exist); the row is then marked ``failed``.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.permanent = permanent
+
+
+class WorkerFailed(Exception):
+    """A map worker died or could not map a page; the sync maps the page itself."""

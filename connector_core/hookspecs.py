@@ -111,7 +111,7 @@ def map_order(store: StoreContext, raw: RawOrder) -> Order:  # type: ignore[empt
 
     During a large sync the host may call this hook, :func:`map_status` and
     :func:`should_auto_accept` in a worker process forked from it
-    (:mod:`connector_core.workers`), with the payload carried there as JSON:
+    (:mod:`connector_core.sync.workers`), with the payload carried there as JSON:
     decide from the arguments alone, with no network or file I/O and no
     state that must outlive the call.
     """

@@ -10,29 +10,25 @@ The stored document is *sparse*: only what the user set. :func:`effective`
 fills in the schema's defaults; :func:`load` validates and returns typed
 :class:`HostSettings`. From the command line, ``--set notifications.shipment_confirmation=true``
 is parsed by :func:`parse_assignment`, which types the value after the schema
-(booleans, integers, numbers, ``null``, enums). :func:`masked` hides secret
+(:func:`connector_core.settings_input.coerce`). :func:`masked` hides secret
 fields (``"x-secret": true``, e.g. ``smtp.password``) for display.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Iterable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from connector_core import secrets
 from connector_core.errors import SettingsError
 from connector_core.schema_registry import canonical_registry
-from connector_core.secrets import MASK, SECRET_KEYWORD, register_secret
+from connector_core.settings_input import coerce, split_assignment
 
 SCHEMA_NAME = "canonical/host_settings"
 
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-_NULL = {"null", "none", ""}
 
 
 def schema() -> dict[str, Any]:
@@ -196,46 +192,19 @@ def load(stored: Mapping[str, Any] | None, *, store: str | None = None) -> HostS
 # -- secrets -----------------------------------------------------------------
 
 
-def secret_paths(node: Mapping[str, Any] | None = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every property path (at any depth) that the schema flags ``x-secret``."""
-    node = schema() if node is None else node
-    out: list[tuple[str, ...]] = []
-    for name, sub in node.get("properties", {}).items():
-        if not isinstance(sub, Mapping):
-            continue
-        path = (*prefix, name)
-        if sub.get(SECRET_KEYWORD):
-            out.append(path)
-        out.extend(secret_paths(sub, path))
-    return out
-
-
-def _walk(doc: Any, path: tuple[str, ...]) -> Iterator[tuple[dict[str, Any], str]]:
-    """Yield (container, key) for ``path`` inside ``doc`` when it exists."""
-    node = doc
-    for part in path[:-1]:
-        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
-            return
-        node = node[part]
-    if isinstance(node, dict) and path[-1] in node:
-        yield node, path[-1]
+def secret_paths() -> list[tuple[str, ...]]:
+    """Every property path (at any depth) that the host settings schema flags ``x-secret``."""
+    return secrets.secret_paths(schema())
 
 
 def register_secrets(doc: Mapping[str, Any]) -> None:
     """Register every secret value in ``doc`` so that logs and errors redact it."""
-    for path in secret_paths():
-        for container, key in _walk(doc, path):
-            register_secret(container[key])
+    secrets.register_settings(schema(), doc)
 
 
 def masked(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of ``doc`` safe to show: set secret values become ``***``."""
-    out = copy.deepcopy(dict(doc))
-    for path in secret_paths():
-        for container, key in _walk(out, path):
-            if container[key] not in (None, ""):
-                container[key] = MASK
-    return out
+    return secrets.masked(schema(), doc)
 
 
 # -- dotted assignments --------------------------------------------------------
@@ -255,58 +224,13 @@ def _node_for(path: Iterable[str]) -> dict[str, Any]:
     return node
 
 
-def _types(node: Mapping[str, Any]) -> list[str]:
-    t = node.get("type")
-    if t is None and "enum" in node:
-        return sorted({type(v).__name__.replace("str", "string").replace("NoneType", "null") for v in node["enum"]})
-    return [t] if isinstance(t, str) else list(t or [])
-
-
-def _coerce(key: str, node: Mapping[str, Any], text: str) -> Any:
-    """Type the command-line string ``text`` after the schema ``node``."""
-    types = _types(node)
-    low = text.strip().lower()
-    if "null" in types and low in _NULL:
-        return None
-    if "object" in types or "array" in types:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            if "string" not in types:
-                raise SettingsError(f"{key} takes a JSON value or null, not {text!r}") from None
-    if "boolean" in types:
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise SettingsError(f"{key} is on/off: use true or false, not {text!r}")
-    if "integer" in types:
-        try:
-            return int(text)
-        except ValueError:
-            raise SettingsError(f"{key} takes a whole number, not {text!r}") from None
-    if "number" in types:
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            raise SettingsError(f"{key} takes a number, not {text!r}") from None
-        return int(number) if number == number.to_integral_value() else float(number)
-    if "enum" in node and text not in node["enum"]:
-        choices = ", ".join(str(v) for v in node["enum"] if v is not None)
-        raise SettingsError(f"{key} must be one of {choices}, not {text!r}")
-    return text
-
-
 def parse_assignment(assignment: str) -> tuple[tuple[str, ...], Any]:
     """``"notifications.shipment_confirmation=true"`` -> ``(("notifications", "shipment_confirmation"), True)``."""
-    key, sep, text = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise SettingsError(f"--set takes key=value (e.g. branding.display_name=Shop), not {assignment!r}")
+    key, text = split_assignment(assignment, "branding.display_name=Shop")
     path = tuple(part for part in key.split("."))
     if any(not part for part in path):
         raise SettingsError(f"bad setting key {key!r}: use dotted names such as branding.display_name")
-    return path, _coerce(key, _node_for(path), text)
+    return path, coerce(key, _node_for(path), text)
 
 
 def apply_assignments(

@@ -314,6 +314,9 @@ class PushResult:
     fields: tuple[FieldResult, ...] = attrs.field(converter=_field_results)
     already_applied: bool = False
     message: str | None = None
+    marketplace_status: MarketplaceStatus | None = None
+    """The order's status on the marketplace after the push, when the plugin knows it (the host then
+    shows it at once, without waiting for the next sync)."""
 
     def outcome(self, field: str) -> FieldOutcome | None:
         """The outcome of ``field``, or ``None`` when it was not reported."""

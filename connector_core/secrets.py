@@ -9,6 +9,7 @@ log records (through :class:`RedactingFilter`), CLI output and JSON output.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -51,20 +52,50 @@ def redact(text: str) -> str:
 
 def secret_fields(schema: Mapping[str, Any]) -> list[str]:
     """Top-level property names that the settings schema flags as secret."""
+    return [path[0] for path in secret_paths(schema) if len(path) == 1]
+
+
+def secret_paths(schema: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every property path, at any depth, that the settings schema flags as secret."""
+    out: list[tuple[str, ...]] = []
     props = schema.get("properties", {})
-    return [name for name, sub in props.items() if isinstance(sub, Mapping) and sub.get(SECRET_KEYWORD)]
+    if not isinstance(props, Mapping):
+        return out
+    for name, sub in props.items():
+        if not isinstance(sub, Mapping):
+            continue
+        path = (*prefix, name)
+        if sub.get(SECRET_KEYWORD):
+            out.append(path)
+        out.extend(secret_paths(sub, path))
+    return out
+
+
+def _found(doc: Any, path: tuple[str, ...]) -> Iterable[tuple[dict[str, Any], str]]:
+    """``(container, key)`` for ``path`` inside ``doc`` when it is there."""
+    node = doc
+    for part in path[:-1]:
+        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+            return ()
+        node = node[part]
+    return ((node, path[-1]),) if isinstance(node, dict) and path[-1] in node else ()
 
 
 def register_settings(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
-    """Register the secret values of one store's settings."""
-    for name in secret_fields(schema):
-        register_secret(settings.get(name))
+    """Register the secret values of one store's settings (at any depth)."""
+    for path in secret_paths(schema):
+        for container, key in _found(settings, path):
+            register_secret(container[key])
 
 
-def masked_settings(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``settings`` safe to show: secret fields become ``***``."""
-    secret = set(secret_fields(schema))
-    return {k: (MASK if k in secret and v not in (None, "") else v) for k, v in settings.items()}
+def masked(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``settings`` safe to show: every set secret value (at any depth) becomes ``***``."""
+    out = copy.deepcopy(dict(settings))
+    for path in secret_paths(schema):
+        for container, key in _found(out, path):
+            if container[key] not in (None, ""):
+                container[key] = MASK
+    return out
 
 
 def redact_obj(value: Any) -> Any:

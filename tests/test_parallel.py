@@ -13,10 +13,12 @@ from connector_spartoo.sandbox.server import BAD_PARTNER_ID, SpartooSandbox
 from connector_core.engine import Engine, SyncReport
 from connector_core.errors import AuthError, ConfigError, ConnectorError
 from connector_core.models import OrderStatus, Shipment
-from connector_core.parallel import push_concurrently, sync_all
+from connector_core.push import outbox
+from connector_core.push.concurrent import push_concurrently
+from connector_core.sync.many import sync_all
 from connector_core.plugins import PluginHost
-from connector_core.store import OrderBook
-from connector_core.workers import can_fork
+from connector_core.db import OrderBook
+from connector_core.forking import can_fork
 
 PARTNERS = [f"{0xC0FFEE00 + i:016X}" for i in range(6)]
 
@@ -187,14 +189,14 @@ def test_a_push_process_that_dies_leaves_its_rest_pending(
     assert len(keys) >= 6
     doomed = book.pending_shipments("pd")[1].order_key  # dealt to the second process
     before = {o["order_key"]: o["update_requests"] for o in sandbox.orders()}
-    real = Engine._attempt_push
+    real = outbox.attempt_push
 
-    def attempt(self: Engine, store: object, outbox_id: int, order_key: str, shipment: Shipment) -> object:
+    def attempt(runtime: Engine, store: object, outbox_id: int, order_key: str, shipment: Shipment) -> object:
         if order_key == doomed:
             os._exit(9)
-        return real(self, store, outbox_id, order_key, shipment)  # type: ignore[arg-type]
+        return real(runtime, store, outbox_id, order_key, shipment)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Engine, "_attempt_push", attempt)
+    monkeypatch.setattr(outbox, "attempt_push", attempt)
     with pytest.raises(ConnectorError, match="push process ended"):
         push_concurrently(engine, "pd", concurrency=2, processes=2)
     monkeypatch.undo()

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from connector_core import hookimpl
+from connector_core.cli.output import out, out_json, table
 from connector_core.errors import ConfigError
 from connector_core.plugins import PluginHost
 from connector_core.testing.contract import CHECKS, FAILED, ContractHarness
@@ -58,8 +60,6 @@ def contract(
     as_json: bool,
 ) -> None:
     """Run the plugin contract suite on MARKETPLACE; exit 1 if any check fails."""
-    from connector_core.cli import out, out_json, table
-
     harness = ContractHarness(
         marketplace, host=_host(ctx), settings=_read_settings(settings_file), allow_writes=allow_writes
     )
@@ -87,3 +87,9 @@ def contract(
 def add_contract_command(group: click.Group) -> None:
     """Add ``contract`` to the ``connector-host`` group."""
     group.add_command(contract)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``contract`` to the ``connector-host`` group."""
+    add_contract_command(cli)

@@ -9,9 +9,7 @@
     connector-host notifications list [--store NAME] [--state STATE] [--json]
     connector-host notifications retry [--store NAME] [ID ...] [--json]
 
-:func:`add_settings_commands` is called by :mod:`connector_core.cli` with the
-``cli`` group while it is built; the shared helpers (``App``, output) are
-imported from there at that moment.
+Registered through ``register_commands`` after the ``stores`` group exists.
 """
 
 from __future__ import annotations
@@ -20,7 +18,10 @@ from typing import Any
 
 import click
 
-from connector_core import catalogue, host_settings, notify
+from connector_core import catalogue, hookimpl, host_settings, notify
+from connector_core.cli.app import App, pass_app
+from connector_core.cli.output import out, out_json, table
+from connector_core.errors import ConfigError
 from connector_core.models import to_json
 
 
@@ -37,9 +38,6 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def add_settings_commands(group: click.Group) -> None:
     """Add ``stores settings``, ``products`` and ``notifications`` to ``group``."""
-    from connector_core.cli import App, out, out_json, pass_app, table
-    from connector_core.errors import ConfigError
-
     stores = group.commands.get("stores")
     if not isinstance(stores, click.Group):  # pragma: no cover - the core always has it
         raise ConfigError("the stores command group is missing")
@@ -207,3 +205,9 @@ def add_settings_commands(group: click.Group) -> None:
             out_json(summary)
             return
         out(f"requeued {requeued} failed e-mail(s); sent {sent}, will retry {retrying}, failed {failed}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add these commands to the ``connector-host`` group."""
+    add_settings_commands(cli)

@@ -1,363 +1,109 @@
-"""The canonical order book: one SQLite file per host.
+"""The canonical order book on one SQLite file (the embedded default backend).
 
 The file lives at the path given to :class:`OrderBook`, else
 ``$CONNECTOR_HOST_DB``, else ``$XDG_DATA_HOME/connector-host/orders.sqlite3``
 (``~/.local/share/...`` by default). It is created with mode ``0600``
-because store settings (secrets included) are kept in it as given.
-
-The schema is versioned: :data:`MIGRATIONS` is the single list of DDL
-scripts, applied in order and recorded in ``PRAGMA user_version``, so an
-older file upgrades in place. Append a script to evolve the schema; never
-edit one that has shipped.
+because store settings (secrets included) are kept in it as given. Its
+tables are in :mod:`connector_core.db.migrations`.
 
 Writes are batched (``executemany``) and every multi-row write is one
-transaction: :meth:`OrderBook.save_page` stores a page of orders, their
-items, their rejects and the cursor that covers them together, or nothing.
+transaction: :meth:`OrderBook.save_rows` stores a page of orders, their
+items, their rejects, the accept intents it needs and the cursor that covers
+them together, or nothing.
+
+The marketplace's document of an order is stored as it was mapped
+(``canonical`` and ``raw``, with their content hash); what the host changes
+later (status after an accept, a cancel or a ship; internal notes) lives in
+columns beside it, so such a change is one ``UPDATE`` with no decoding or
+re-encoding, and a re-sync of an unchanged document keeps it. A changed
+document from the marketplace replaces the host's status columns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import attrs
-import orjson
-
-from connector_core.catalogue import CATALOGUE_DDL
-from connector_core.errors import StoreError
-from connector_core.leases import DEFAULT_TTL, LEASES_DDL, Lease, acquire
-from connector_core.models import (
-    MarketplaceStatus,
-    Order,
-    OrderStatus,
-    PushResult,
-    Shipment,
-    from_json,
-    to_json,
+from connector_core.clock import now_iso
+from connector_core.db import migrations
+from connector_core.db.connection import BUSY_TIMEOUT_MS, connect, default_db_path, transaction
+from connector_core.db.leases import DEFAULT_TTL, Lease, acquire
+from connector_core.db.outbox import OutboxTables
+from connector_core.db.rows import (
+    OrderRow,
+    OrderSummary,
+    PageStats,
+    Reject,
+    RejectedRow,
+    StoreRecord,
+    dumps,
+    order_from_db,
+    prepare_row,
+    rejected_row,
+    store_record,
 )
-from connector_core.notify import NOTIFICATIONS_DDL
-from connector_core.sqlite_tx import write_transaction
+from connector_core.errors import StoreError
+from connector_core.models import MarketplaceStatus, Order, OrderStatus
 
-DB_ENV = "CONNECTOR_HOST_DB"
-BUSY_TIMEOUT_MS = 30_000
 BULK_CHECKPOINT_PAGES = 10_000
 """WAL pages an import (:meth:`OrderBook.bulk_writes`) lets pile up before a checkpoint (SQLite's default: 1,000)."""
 _BATCH = 500  # host parameters per IN (...) query, well under SQLite's limit
-
-MIGRATIONS: list[str] = [
-    # v1: the order book
-    """
-    CREATE TABLE stores (
-        name TEXT PRIMARY KEY,
-        marketplace TEXT NOT NULL,
-        settings TEXT NOT NULL,
-        status_map TEXT NOT NULL DEFAULT '{}',
-        store_settings TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE orders (
-        store TEXT NOT NULL REFERENCES stores(name) ON DELETE CASCADE,
-        order_key TEXT NOT NULL,
-        order_number TEXT NOT NULL,
-        status TEXT NOT NULL,
-        marketplace_status TEXT NOT NULL,
-        order_date TEXT NOT NULL,
-        modified_date TEXT,
-        canonical TEXT NOT NULL,
-        raw TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (store, order_key)
-    );
-    CREATE INDEX orders_status ON orders(store, status);
-    CREATE INDEX orders_key ON orders(order_key);
-    CREATE TABLE order_items (
-        store TEXT NOT NULL,
-        order_key TEXT NOT NULL,
-        line_key TEXT NOT NULL,
-        sku TEXT,
-        quantity INTEGER NOT NULL,
-        data TEXT NOT NULL,
-        PRIMARY KEY (store, order_key, line_key),
-        FOREIGN KEY (store, order_key) REFERENCES orders(store, order_key) ON DELETE CASCADE
-    );
-    CREATE INDEX order_items_sku ON order_items(sku);
-    CREATE TABLE cursors (
-        store TEXT PRIMARY KEY REFERENCES stores(name) ON DELETE CASCADE,
-        cursor TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        store TEXT NOT NULL,
-        order_key TEXT NOT NULL,
-        shipment_key TEXT NOT NULL,
-        shipment TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'pushed', 'failed')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        result TEXT,
-        created_at TEXT NOT NULL,
-        pushed_at TEXT,
-        UNIQUE (store, order_key, shipment_key),
-        FOREIGN KEY (store, order_key) REFERENCES orders(store, order_key) ON DELETE CASCADE
-    );
-    CREATE INDEX outbox_state ON outbox(store, state);
-    CREATE TABLE rejected (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        store TEXT NOT NULL REFERENCES stores(name) ON DELETE CASCADE,
-        order_key TEXT,
-        stage TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        path TEXT,
-        payload TEXT,
-        created_at TEXT NOT NULL,
-        retried_at TEXT
-    );
-    CREATE INDEX rejected_store ON rejected(store, created_at);
-    """,
-    # v2: the host-side product catalogue
-    CATALOGUE_DDL,
-    # v3: customer notifications (shipment confirmations)
-    NOTIFICATIONS_DDL,
-    # v4: per-store leases (one host process at a time syncs or pushes a store)
-    LEASES_DDL,
-    # v5: find a store's quarantined payloads by order (a payload seen again is not stored twice)
-    "CREATE INDEX rejected_order ON rejected(store, order_key);",
-    # v6: internal notes, kept by the host beside the marketplace's copy of an order
-    """
-    CREATE TABLE order_notes (
-        store TEXT NOT NULL,
-        order_key TEXT NOT NULL,
-        notes TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (store, order_key),
-        FOREIGN KEY (store, order_key) REFERENCES orders(store, order_key) ON DELETE CASCADE
-    );
-    """,
-]
-"""DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
+_ORDER_COLUMNS = (
+    "o.canonical, o.raw, o.status, o.marketplace_status, o.marketplace_status_name, o.host_changed_at, n.notes"
+    " FROM orders o LEFT JOIN order_notes n ON n.store = o.store AND n.order_key = o.order_key"
+)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$CONNECTOR_HOST_DB``, else ``$XDG_DATA_HOME/connector-host/orders.sqlite3``."""
-    env = os.environ if environ is None else environ
-    if env.get(DB_ENV):
-        return Path(env[DB_ENV]).expanduser()
-    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home).expanduser() / "connector-host" / "orders.sqlite3"
-
-
-def now_iso() -> str:
-    """The current UTC time as ISO 8601 (``...Z``)."""
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _dump_bytes(value: Any) -> bytes:
-    # orjson writes the same compact, key-sorted UTF-8 JSON as the json call below, about ten times
-    # faster (it is most of the cost of storing an order); json takes what orjson refuses (big ints).
+def _check_existing(path: Path) -> None:
+    """Refuse an existing file that is not an order book, before anything touches it."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return  # an empty file: created just now, or by an interrupted first open
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from None
+    if head != _SQLITE_MAGIC:
+        raise StoreError(f"{path} is not an order book (not an SQLite file): pass --db a new or existing order book")
+    try:
+        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            probe.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from None
+    if tables and "stores" not in tables:
+        raise StoreError(
+            f"{path} is an SQLite database of something else (no stores table), not an order book: "
+            "pass --db a new or existing order book"
+        )
 
 
-def _dumps(value: Any) -> str:
-    return _dump_bytes(value).decode()
-
-
-def order_hash(order: Order) -> str:
-    """A content hash of the whole order (canonical fields and raw payload)."""
-    return _stored_form(to_json(order))[2]
-
-
-def _stored_form(data: dict[str, Any]) -> tuple[str, str, str]:
-    """The ``canonical`` and ``raw`` column texts of an order's JSON form, and their content hash.
-
-    The hash is of the two columns' bytes, so nothing is serialised twice (an
-    order book written before this hashed one JSON text of both: its orders
-    are rewritten once, unchanged, by their next sync). ``data`` is not modified.
-    """
-    canonical = _dump_bytes({k: v for k, v in data.items() if k != "raw"})
-    raw = _dump_bytes(data.get("raw", {}))
-    digest = hashlib.sha256(canonical)
-    digest.update(b"\n")
-    digest.update(raw)  # == sha256 of f"{canonical}\n{raw}", without building that text
-    return canonical.decode(), raw.decode(), digest.hexdigest()
-
-
-def shipment_key(shipment: Shipment) -> str:
-    """The outbox idempotency key: ``shipment_id`` when set, else tracking number and items."""
-    if shipment.shipment_id:
-        return f"id:{shipment.shipment_id}"
-    items = sorted((i.line_key, i.quantity) for i in shipment.items)
-    return "t:" + hashlib.sha256(_dumps([shipment.tracking_number, items]).encode()).hexdigest()[:32]
-
-
-@attrs.frozen
-class StoreRecord:
-    """One configured store as saved (``settings`` holds secrets: never print it unmasked)."""
-
-    name: str
-    marketplace: str
-    settings: dict[str, Any] = attrs.field(repr=False)
-    status_map: dict[str, str] = attrs.field(factory=dict)
-    store_settings: dict[str, Any] = attrs.field(factory=dict, repr=False)
-    created_at: str = ""
-
-
-@attrs.frozen
-class PageStats:
-    """What :meth:`OrderBook.save_page` did with one page."""
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-
-
-class OrderRow(NamedTuple):
-    """One order as :meth:`OrderBook.save_rows` writes it: its columns, content hash and item rows.
-
-    Built by :func:`prepare_row` from the order's JSON form; plain strings and
-    tuples, so a page of them crosses a process boundary cheaply.
-    """
-
-    order_key: str
-    order_number: str
-    status: str
-    marketplace_status: str
-    order_date: str | None
-    modified_date: str | None
-    canonical: str
-    raw: str
-    hash: str
-    items: tuple[tuple[str, str | None, int, str], ...]
-    """``(line_key, sku, quantity, item JSON)`` per line."""
-
-
-def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRow:
-    """The row of ``order``; ``document`` is its :func:`~connector_core.models.to_json` form if already made.
-
-    One JSON form per order: the hash, both JSON columns and the item rows
-    come from it. ``document`` is not modified.
-    """
-    data = to_json(order) if document is None else document
-    canonical, raw, digest = _stored_form(data)
-    return OrderRow(
-        order.order_key,
-        order.order_number,
-        order.status.value,
-        order.marketplace_status.code,
-        _iso(order.order_date),
-        _iso(order.modified_date),
-        canonical,
-        raw,
-        digest,  # == order_hash(order)
-        tuple((item["line_key"], item["sku"], item["quantity"], _dumps(item)) for item in data["items"]),
-    )
-
-
-def order_from_row(row: OrderRow) -> Order:
-    """The :class:`Order` a row was made from (its two JSON columns read back)."""
-    return _from_columns(row.canonical, row.raw)
-
-
-def _from_columns(canonical: str, raw: str) -> Order:
-    data = json.loads(canonical)
-    data["raw"] = json.loads(raw)
-    return from_json(data, Order)
-
-
-@attrs.frozen
-class Reject:
-    """A payload to quarantine: where it failed, why, and the payload itself."""
-
-    stage: str
-    reason: str
-    order_key: str | None = None
-    path: str | None = None
-    payload: str | None = attrs.field(default=None, repr=False)
-    retried: bool = False  # already recovered (e.g. fetched again and imported): stored with retried_at
-
-
-@attrs.frozen
-class RejectedRow:
-    """A quarantined payload as stored."""
-
-    id: int
-    store: str
-    order_key: str | None
-    stage: str
-    reason: str
-    path: str | None
-    payload: str | None = attrs.field(repr=False)
-    created_at: str
-    retried_at: str | None
-
-
-@attrs.frozen
-class OrderSummary:
-    """One line of ``orders list``."""
-
-    store: str
-    order_key: str
-    order_number: str
-    status: str
-    marketplace_status: str
-    order_date: str
-    total: str
-    currency: str
-    updated_at: str
-
-
-@attrs.frozen
-class OutboxEntry:
-    """A shipment in the outbox and what became of it."""
-
-    id: int
-    store: str
-    order_key: str
-    shipment: Shipment
-    state: str
-    attempts: int
-    last_error: str | None
-    result: PushResult | None
-    created_at: str
-    pushed_at: str | None
-
-
-def _connect(path: Path, timeout_ms: int) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-class OrderBook:
+class OrderBook(OutboxTables):
     """The order book on one SQLite file. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.busy_timeout_ms = busy_timeout_ms
+        _check_existing(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
             os.chmod(self.path, 0o600)
-            self.conn = _connect(self.path, busy_timeout_ms)
+            self.conn = connect(self.path, busy_timeout_ms)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the order book at {self.path}: {exc}") from None
         self.migrate()
@@ -377,23 +123,15 @@ class OrderBook:
     @property
     def version(self) -> int:
         """The schema version of the file (``PRAGMA user_version``)."""
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        return migrations.version(self.conn)
 
-    def migrate(self, migrations: Sequence[str] | None = None) -> int:
+    def migrate(self, scripts: Sequence[str] | None = None) -> int:
         """Apply every migration newer than the file; return the resulting version."""
-        scripts = MIGRATIONS if migrations is None else migrations
-        with self.transaction():
-            current = self.version
-            if current > len(scripts):
-                raise StoreError(
-                    f"the order book {self.path} has schema version {current}, newer than this "
-                    f"connector-core knows ({len(scripts)}): upgrade connector-core"
-                )
-            for version in range(current, len(scripts)):
-                for statement in _statements(scripts[version]):
-                    self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {version + 1}")
-        return self.version
+        return migrations.migrate(self.conn, f"the order book {self.path}", scripts)
+
+    def reopen(self) -> OrderBook:
+        """A new connection to the same book (for another thread or a forked process)."""
+        return OrderBook(self.path, busy_timeout_ms=self.busy_timeout_ms)
 
     @contextmanager
     def bulk_writes(self, *, checkpoint_pages: int = BULK_CHECKPOINT_PAGES) -> Iterator[None]:
@@ -418,38 +156,20 @@ class OrderBook:
                 with suppress(sqlite3.Error):
                     self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error.
 
         Inside a transaction already open on this connection it is a
         savepoint of it (all-or-nothing too; the outer one commits), so
         several writes can be batched into one commit.
         """
-        if self.conn.in_transaction:
-            with write_transaction(self.conn, "order_book"):
-                yield self.conn
-            return
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"the order book {self.path} is not writable: {exc}") from None
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK")
-            raise StoreError(f"could not commit to the order book: {exc}") from None
+        return transaction(self.conn, savepoint="order_book", where=f"the order book {self.path}")
 
     def lease(self, store: str, *, purpose: str, ttl: float = DEFAULT_TTL, wait: float = 0.0) -> Lease:
-        """Take the store's lease (see :mod:`connector_core.leases`); use it as a context manager.
+        """Take the store's lease (see :mod:`connector_core.db.leases`); use it as a context manager.
 
         Waits up to ``wait`` seconds for another process's lease, then raises
-        :class:`~connector_core.leases.LeaseBusyError`.
+        :class:`~connector_core.errors.LeaseBusyError`.
         """
         return acquire(
             self.conn, self.path, store, purpose=purpose, ttl=ttl, wait=wait, timeout_ms=self.busy_timeout_ms
@@ -476,9 +196,9 @@ class OrderBook:
                     (
                         name,
                         marketplace,
-                        _dumps(dict(settings)),
-                        _dumps(dict(status_map or {})),
-                        _dumps(dict(store_settings or {})),
+                        dumps(dict(settings)),
+                        dumps(dict(status_map or {})),
+                        dumps(dict(store_settings or {})),
                         created,
                     ),
                 )
@@ -496,11 +216,11 @@ class OrderBook:
         if row is None:
             known = ", ".join(s.name for s in self.list_stores()) or "none yet: add one with `stores add`"
             raise StoreError(f"no store named {name!r} (stores: {known})", store=name)
-        return _store(row)
+        return store_record(row)
 
     def list_stores(self) -> list[StoreRecord]:
         """Every store, by name."""
-        return [_store(r) for r in self.conn.execute("SELECT * FROM stores ORDER BY name")]
+        return [store_record(r) for r in self.conn.execute("SELECT * FROM stores ORDER BY name")]
 
     def remove_store(self, name: str) -> None:
         """Delete a store with its orders, cursor, outbox and rejects."""
@@ -518,7 +238,7 @@ class OrderBook:
                 mapping.pop(str(marketplace_status), None)
             else:
                 mapping[str(marketplace_status)] = OrderStatus(status).value
-            c.execute("UPDATE stores SET status_map = ? WHERE name = ?", (_dumps(mapping), name))
+            c.execute("UPDATE stores SET status_map = ? WHERE name = ?", (dumps(mapping), name))
         return self.get_store(name)
 
     def update_store(
@@ -532,9 +252,9 @@ class OrderBook:
         with self.transaction() as c:
             self.get_store(name)
             if settings is not None:
-                c.execute("UPDATE stores SET settings = ? WHERE name = ?", (_dumps(dict(settings)), name))
+                c.execute("UPDATE stores SET settings = ? WHERE name = ?", (dumps(dict(settings)), name))
             if store_settings is not None:
-                c.execute("UPDATE stores SET store_settings = ? WHERE name = ?", (_dumps(dict(store_settings)), name))
+                c.execute("UPDATE stores SET store_settings = ? WHERE name = ?", (dumps(dict(store_settings)), name))
         return self.get_store(name)
 
     # -- cursors -------------------------------------------------------------
@@ -579,17 +299,31 @@ class OrderBook:
         return self.save_rows(store, rows, rejects, cursor)
 
     def save_rows(
-        self, store: str, rows: Sequence[OrderRow], rejects: Sequence[Reject] = (), cursor: Any = None
+        self,
+        store: str,
+        rows: Sequence[OrderRow],
+        rejects: Sequence[Reject] = (),
+        cursor: Any = None,
+        *,
+        accept: Sequence[str] = (),
     ) -> PageStats:
-        """:meth:`save_page` for orders already turned into rows (:func:`prepare_row`, e.g. in a worker)."""
+        """:meth:`save_page` for orders already turned into rows (:func:`prepare_row`, e.g. in a worker).
+
+        ``accept``: keys of orders in ``rows`` to accept on the marketplace;
+        for each that is new or changed, an accept intent is written in the
+        same transaction (the accept outbox), so a crash after this commit
+        only delays the accept. An unchanged order is not accepted again.
+        """
         latest: dict[str, OrderRow] = {row.order_key: row for row in rows}  # the last copy of a key in a page wins
         stamp = now_iso()
+        wanted = set(accept)
         with self.transaction() as c:
             existing = _existing_hashes(c, store, list(latest))
             inserts: list[tuple[Any, ...]] = []
             updates: list[tuple[Any, ...]] = []
             unchanged = 0
             item_rows: list[tuple[Any, ...]] = []
+            accepts: list[tuple[Any, ...]] = []
             for key, row in latest.items():
                 digest = row.hash
                 held = existing.get(key)
@@ -598,19 +332,21 @@ class OrderBook:
                     continue
                 item_rows.extend((store, key, *item) for item in row.items)
                 if held is not None:
-                    updates.append((*row[1:9], stamp, store, key))
+                    updates.append((*row[1:10], stamp, store, key))
                 else:
-                    inserts.append((store, *row[:9], stamp, stamp))
+                    inserts.append((store, *row[:10], stamp, stamp))
+                if key in wanted:
+                    accepts.append((store, key, stamp))
             c.executemany(
                 "INSERT INTO orders (store, order_key, order_number, status, marketplace_status, order_date,"
-                " modified_date, canonical, raw, hash, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " modified_date, canonical, raw, hash, marketplace_status_name, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
             )
             c.executemany(
                 "UPDATE orders SET order_number = ?, status = ?, marketplace_status = ?, order_date = ?,"
-                " modified_date = ?, canonical = ?, raw = ?, hash = ?, updated_at = ?"
-                " WHERE store = ? AND order_key = ?",
+                " modified_date = ?, canonical = ?, raw = ?, hash = ?, marketplace_status_name = ?,"
+                " host_changed_at = NULL, updated_at = ? WHERE store = ? AND order_key = ?",
                 updates,
             )
             c.executemany(
@@ -618,9 +354,10 @@ class OrderBook:
                 [(store, u[-1]) for u in updates],
             )
             c.executemany(
-                "INSERT INTO order_items (store, order_key, line_key, sku, quantity, data) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO order_items (store, order_key, line_key, sku, quantity) VALUES (?, ?, ?, ?, ?)",
                 item_rows,
             )
+            self._queue_accepts(c, accepts)
             _insert_rejects(c, store, rejects, stamp)
             if cursor is not None:
                 _save_cursor(c, store, cursor)
@@ -629,15 +366,21 @@ class OrderBook:
     def get_order(self, store: str, order_key: str) -> Order:
         """The canonical order; :class:`StoreError` if it is not in the book."""
         row = self.conn.execute(
-            "SELECT o.canonical, o.raw, n.notes FROM orders o LEFT JOIN order_notes n"
-            " ON n.store = o.store AND n.order_key = o.order_key WHERE o.store = ? AND o.order_key = ?",
-            (store, order_key),
+            f"SELECT {_ORDER_COLUMNS} WHERE o.store = ? AND o.order_key = ?", (store, order_key)
         ).fetchone()
         if row is None:
-            raise StoreError(
-                f"no order {order_key!r} in store {store!r}: run `sync` first?", store=store, order_key=order_key
-            )
-        return _with_notes(_order(row), row["notes"])
+            raise _no_order(store, order_key)
+        return order_from_db(row)
+
+    def has_order(self, store: str, order_key: str) -> bool:
+        """Whether the book holds this order (nothing is decoded)."""
+        found = self.conn.execute("SELECT 1 FROM orders WHERE store = ? AND order_key = ?", (store, order_key))
+        return found.fetchone() is not None
+
+    def require_order(self, store: str, order_key: str) -> None:
+        """:class:`StoreError` unless the book holds this order (nothing is decoded)."""
+        if not self.has_order(store, order_key):
+            raise _no_order(store, order_key)
 
     def set_internal_notes(self, store: str, order_key: str, notes: str | None) -> None:
         """Set (or, with ``None`` or an empty text, clear) the host's internal notes of an order.
@@ -645,8 +388,8 @@ class OrderBook:
         The notes live beside the marketplace's copy, so a later sync that
         updates the order keeps them.
         """
-        self.get_order(store, order_key)  # a clear error for an unknown order
-        with self.conn:
+        self.require_order(store, order_key)
+        with self.transaction():
             if notes:
                 self.conn.execute(
                     "INSERT INTO order_notes (store, order_key, notes, updated_at) VALUES (?, ?, ?, ?)"
@@ -665,12 +408,8 @@ class OrderBook:
 
     def iter_orders(self, store: str) -> Iterator[Order]:
         """Every order of ``store``, by key."""
-        for row in self.conn.execute(
-            "SELECT o.canonical, o.raw, n.notes FROM orders o LEFT JOIN order_notes n"
-            " ON n.store = o.store AND n.order_key = o.order_key WHERE o.store = ? ORDER BY o.order_key",
-            (store,),
-        ):
-            yield _with_notes(_order(row), row["notes"])
+        for row in self.conn.execute(f"SELECT {_ORDER_COLUMNS} WHERE o.store = ? ORDER BY o.order_key", (store,)):
+            yield order_from_db(row)
 
     def list_orders(
         self, *, store: str | None = None, status: str | None = None, limit: int | None = None
@@ -719,29 +458,33 @@ class OrderBook:
         order_key: str,
         status: OrderStatus | str,
         marketplace_status: MarketplaceStatus | None = None,
-    ) -> Order:
-        """Change an order's canonical (and optionally marketplace) status locally; return the new order."""
+    ) -> None:
+        """Record a status the host changed (accept, cancel, ship): one ``UPDATE``, the document untouched.
+
+        Without ``marketplace_status`` the marketplace's code and name stay
+        as they are. :class:`StoreError` if the order is not in the book.
+        """
+        self.update_statuses(store, [(order_key, OrderStatus(status), marketplace_status)])
+
+    def update_statuses(self, store: str, changes: Sequence[tuple[str, OrderStatus, MarketplaceStatus | None]]) -> None:
+        """:meth:`update_order_status` for many orders of one store, in one write."""
+        stamp = now_iso()
         with self.transaction() as c:
-            order = self.get_order(store, order_key)
-            changes: dict[str, Any] = {"status": OrderStatus(status)}
-            if marketplace_status is not None:
-                changes["marketplace_status"] = marketplace_status
-            new = attrs.evolve(order, **changes)
-            canonical, _, digest = _stored_form(to_json(new))
-            c.execute(
-                "UPDATE orders SET status = ?, marketplace_status = ?, canonical = ?, hash = ?, updated_at = ?"
-                " WHERE store = ? AND order_key = ?",
-                (
-                    new.status.value,
-                    new.marketplace_status.code,
-                    canonical,
-                    digest,
-                    now_iso(),
-                    store,
-                    order_key,
-                ),
-            )
-        return new
+            for key, status, market in changes:
+                if market is None:
+                    cur = c.execute(
+                        "UPDATE orders SET status = ?, host_changed_at = ?, updated_at = ?"
+                        " WHERE store = ? AND order_key = ?",
+                        (OrderStatus(status).value, stamp, stamp, store, key),
+                    )
+                else:
+                    cur = c.execute(
+                        "UPDATE orders SET status = ?, marketplace_status = ?, marketplace_status_name = ?,"
+                        " host_changed_at = ?, updated_at = ? WHERE store = ? AND order_key = ?",
+                        (OrderStatus(status).value, market.code, market.name, stamp, stamp, store, key),
+                    )
+                if cur.rowcount == 0:
+                    raise _no_order(store, key)
 
     # -- rejects -------------------------------------------------------------
 
@@ -761,118 +504,26 @@ class OrderBook:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [_rejected(r) for r in self.conn.execute(sql, args)]
+        return [rejected_row(r) for r in self.conn.execute(sql, args)]
 
     def get_rejected(self, reject_id: int) -> RejectedRow:
         """One quarantined payload; :class:`StoreError` if the id is unknown."""
         row = self.conn.execute("SELECT * FROM rejected WHERE id = ?", (reject_id,)).fetchone()
         if row is None:
             raise StoreError(f"no rejected payload with id {reject_id}: see `rejected list`")
-        return _rejected(row)
+        return rejected_row(row)
 
     def mark_rejected_retried(self, reject_id: int) -> None:
         """Stamp a quarantined payload as retried."""
         with self.transaction() as c:
             c.execute("UPDATE rejected SET retried_at = ? WHERE id = ?", (now_iso(), reject_id))
 
-    # -- outbox --------------------------------------------------------------
-
-    def add_shipment(self, shipment: Shipment) -> int:
-        """Put a shipment in the outbox; the same shipment recorded again returns the existing id."""
-        key = shipment_key(shipment)
-        with self.transaction() as c:
-            self.get_order(shipment.store, shipment.order_key)
-            c.execute(
-                "INSERT INTO outbox (store, order_key, shipment_key, shipment, created_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (store, order_key, shipment_key) DO NOTHING",
-                (shipment.store, shipment.order_key, key, _dumps(to_json(shipment)), now_iso()),
-            )
-            row = c.execute(
-                "SELECT id FROM outbox WHERE store = ? AND order_key = ? AND shipment_key = ?",
-                (shipment.store, shipment.order_key, key),
-            ).fetchone()
-        return int(row[0])
-
-    def get_shipment(self, outbox_id: int) -> OutboxEntry:
-        """One outbox entry; :class:`StoreError` if the id is unknown."""
-        row = self.conn.execute("SELECT * FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no shipment with outbox id {outbox_id}")
-        return _outbox(row)
-
-    def list_outbox(self, *, store: str | None = None, state: str | None = None) -> list[OutboxEntry]:
-        """Outbox entries, oldest first."""
-        sql = "SELECT * FROM outbox WHERE 1 = 1"
-        args: list[Any] = []
-        if store is not None:
-            sql += " AND store = ?"
-            args.append(store)
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        return [_outbox(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
-
-    def pending_shipments(self, store: str) -> list[OutboxEntry]:
-        """Shipments of ``store`` waiting to be pushed, oldest first."""
-        return self.list_outbox(store=store, state="pending")
-
-    def mark_pushed(self, outbox_id: int, result: PushResult) -> None:
-        """Record a successful push and its per-field result."""
-        with self.transaction() as c:
-            c.execute(
-                "UPDATE outbox SET state = 'pushed', attempts = attempts + 1, last_error = NULL, result = ?,"
-                " pushed_at = ? WHERE id = ?",
-                (_dumps(to_json(result)), now_iso(), outbox_id),
-            )
-
-    def mark_retry(self, outbox_id: int, error: str) -> int:
-        """Count a failed attempt that will be retried; return the attempts so far."""
-        with self.transaction() as c:
-            c.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error, outbox_id))
-            row = c.execute("SELECT attempts FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
-        return int(row[0])
-
-    def mark_failed(self, outbox_id: int, error: str, result: PushResult | None = None) -> None:
-        """Give up on a shipment: the marketplace refused it for good."""
-        with self.transaction() as c:
-            c.execute(
-                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, result = ? WHERE id = ?",
-                (error, None if result is None else _dumps(to_json(result)), outbox_id),
-            )
-
-    def requeue_shipment(self, outbox_id: int) -> None:
-        """Put a failed shipment back to pending."""
-        with self.transaction() as c:
-            c.execute("UPDATE outbox SET state = 'pending', last_error = NULL WHERE id = ?", (outbox_id,))
-
 
 # -- helpers -------------------------------------------------------------------
 
 
-def _statements(script: str) -> Iterable[str]:
-    """Split a DDL script into statements (``executescript`` would commit our transaction)."""
-    buf = ""
-    for part in script.split(";"):
-        buf += part + ";"
-        if sqlite3.complete_statement(buf):
-            if buf.strip(" \t\r\n;"):
-                yield buf.strip()
-            buf = ""
-    if buf.strip(" \t\r\n;"):
-        yield buf.strip()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _order(row: sqlite3.Row) -> Order:
-    return _from_columns(row["canonical"], row["raw"])
-
-
-def _with_notes(order: Order, notes: str | None) -> Order:
-    """The order with the host's internal notes (they win over any the marketplace gave)."""
-    return order if not notes else attrs.evolve(order, internal_notes=notes)
+def _no_order(store: str, order_key: str) -> StoreError:
+    return StoreError(f"no order {order_key!r} in store {store!r}: run `sync` first?", store=store, order_key=order_key)
 
 
 def _existing_hashes(c: sqlite3.Connection, store: str, keys: list[str]) -> dict[str, str]:
@@ -891,7 +542,7 @@ def _save_cursor(c: sqlite3.Connection, store: str, cursor: Any) -> None:
     c.execute(
         "INSERT INTO cursors (store, cursor, updated_at) VALUES (?, ?, ?)"
         " ON CONFLICT (store) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-        (store, _dumps(cursor), now_iso()),
+        (store, dumps(cursor), now_iso()),
     )
 
 
@@ -919,44 +570,4 @@ def _insert_rejects(c: sqlite3.Connection, store: str, rejects: Sequence[Reject]
             )
             for r in rejects
         ],
-    )
-
-
-def _store(row: sqlite3.Row) -> StoreRecord:
-    return StoreRecord(
-        name=row["name"],
-        marketplace=row["marketplace"],
-        settings=json.loads(row["settings"]),
-        status_map=json.loads(row["status_map"]),
-        store_settings=json.loads(row["store_settings"]),
-        created_at=row["created_at"],
-    )
-
-
-def _rejected(row: sqlite3.Row) -> RejectedRow:
-    return RejectedRow(
-        id=row["id"],
-        store=row["store"],
-        order_key=row["order_key"],
-        stage=row["stage"],
-        reason=row["reason"],
-        path=row["path"],
-        payload=row["payload"],
-        created_at=row["created_at"],
-        retried_at=row["retried_at"],
-    )
-
-
-def _outbox(row: sqlite3.Row) -> OutboxEntry:
-    return OutboxEntry(
-        id=row["id"],
-        store=row["store"],
-        order_key=row["order_key"],
-        shipment=from_json(json.loads(row["shipment"]), Shipment),
-        state=row["state"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        result=None if row["result"] is None else from_json(json.loads(row["result"]), PushResult),
-        created_at=row["created_at"],
-        pushed_at=row["pushed_at"],
     )

@@ -13,7 +13,7 @@ owner is a process on this machine that no longer exists (killed with
 SIGKILL, say): a crashed host never blocks the next one for long.
 
 The table is created by the order book's schema migrations
-(:data:`LEASES_DDL`).
+(:mod:`connector_core.db.migrations`).
 """
 
 from __future__ import annotations
@@ -28,27 +28,12 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from connector_core.errors import StoreError
+from connector_core.errors import LeaseBusyError, StoreError
 
-log = logging.getLogger("connector_core.leases")
-
-LEASES_DDL = """
-CREATE TABLE leases (
-    name TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    purpose TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    acquired_at REAL NOT NULL
-);
-"""
-"""Schema of the ``leases`` table (one row per held lease)."""
+log = logging.getLogger("connector_core.db.leases")
 
 DEFAULT_TTL = 60.0
 """Seconds a lease lives without renewal."""
-
-
-class LeaseBusyError(StoreError):
-    """Another live host process holds the store's lease."""
 
 
 def make_owner() -> str:

@@ -13,18 +13,28 @@ at once.
   host, the schemas and the store as the engine sees them. It never touches
   the order book's SQLite connection nor the store's HTTP client: the host's
   catalogue is handed to it as a snapshot taken when it starts.
-* It runs :meth:`Engine.map_raw_orders` on each page it is sent: the same
-  code as an in-process sync, so the rows, rejects and auto-accept decisions
-  are the same.
+* It runs :meth:`Pipeline.map_page <connector_core.sync.pipeline.Pipeline.map_page>`
+  on each page it is sent: the same code as an in-process sync, so the rows,
+  rejects and auto-accept decisions are the same. It is handed the pipeline,
+  not an engine: it holds no order book and no HTTP client of its own.
 * Pages are sent round-robin and their results read back in the order they
   were sent, at most :data:`IN_FLIGHT` pages per worker ahead, so each page is
   stored with its cursor in fetch order, as without workers.
-* A worker that dies or fails hands its pages back: the engine maps them in
+* A worker that dies or fails hands its pages back: the sync maps them in
   process and goes on without workers. Nothing is lost.
+
+Why a pool of our own rather than :mod:`multiprocessing.pool` or
+:mod:`concurrent.futures`: those pickle each task and its result through one
+shared queue with a feeder thread; here each worker keeps at most
+:data:`IN_FLIGHT` pages on a pipe of its own, results come back in the order
+sent (a page is committed with its cursor in fetch order), payloads travel
+as orjson and rows as plain tuples, and a dead worker's pages are handed
+back instead of failing the whole pool (measured in ``bench/RESULTS.md``,
+round 3: the pipe's cost is 14% of the host's time per order).
 
 ``Engine(workers=N)``, ``connector-host sync --workers N`` or
 ``$CONNECTOR_HOST_WORKERS`` choose the number; ``0`` maps in process. The
-default, :func:`auto_workers`, is one worker on a machine with two cores or
+default, :func:`connector_core.forking.auto_workers`, is one worker on a machine with two cores or
 more that can ``fork``, when the syncing process runs no other thread (a
 fork copies only the calling thread).
 """
@@ -35,7 +45,6 @@ import contextlib
 import gc
 import logging
 import multiprocessing
-import os
 import pickle
 import queue
 import signal
@@ -43,30 +52,26 @@ import socket
 import sys
 import threading
 import traceback
-import warnings
 from collections import deque
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from connector_core.errors import ConfigError
+from connector_core.db.rows import OrderRow
+from connector_core.errors import ConfigError, WorkerFailed
+from connector_core.forking import can_fork, enter_forked_child, start_forked
+from connector_core.models import RawOrder
+from connector_core.sync.pipeline import MappedPage, Pipeline
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from connector_core.engine import Engine, MappedPage
-    from connector_core.models import CatalogueEntry, RawOrder
-    from connector_core.store_context import StoreContext
+log = logging.getLogger("connector_core.sync.workers")
 
-log = logging.getLogger("connector_core.workers")
-
-WORKERS_ENV = "CONNECTOR_HOST_WORKERS"
 MIN_PAGE = 200
 """A sync starts its workers at the first page of at least this many raw orders."""
 IN_FLIGHT = 4
 """Pages handed to one worker and not yet read back."""
-MAX_WORKERS = 16
 RECEIVE_TIMEOUT = 600.0
 """Seconds to wait for a worker's page before mapping it in process (a page takes a fraction of a second)."""
 SWITCH_INTERVAL = 0.001
@@ -74,32 +79,6 @@ SWITCH_INTERVAL = 0.001
 PIPE_BUFFER = 4 * 1024 * 1024
 """Socket buffer size asked for on each end of a worker's pipe (a page of rows is about 3 MB)."""
 _JSON, _PICKLE = b"j", b"p"  # how a page's payloads travel to a worker
-
-
-def check_workers(value: Any, *, source: str = "workers") -> int:
-    """A worker count from the user: a whole number from 0 to :data:`MAX_WORKERS`."""
-    try:
-        count = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(
-            f"{source} must be a whole number of worker processes (0 maps in process), not {value!r}"
-        ) from None
-    if not 0 <= count <= MAX_WORKERS:
-        raise ConfigError(f"{source} must be between 0 and {MAX_WORKERS}, not {count}")
-    return count
-
-
-def can_fork() -> bool:
-    """Whether this platform starts processes by ``fork`` (Linux, the BSDs; not Windows)."""
-    return "fork" in multiprocessing.get_all_start_methods()
-
-
-def auto_workers(environ: Mapping[str, str] | None = None) -> int:
-    """The default worker count: ``$CONNECTOR_HOST_WORKERS``, else 1 on a forking machine of 2+ cores, else 0."""
-    env = os.environ if environ is None else environ
-    if env.get(WORKERS_ENV, "").strip():
-        return check_workers(env[WORKERS_ENV], source=f"${WORKERS_ENV}")
-    return 1 if (os.cpu_count() or 1) >= 2 and can_fork() else 0
 
 
 def _widen(conn: Connection, size: int = PIPE_BUFFER) -> None:
@@ -111,35 +90,6 @@ def _widen(conn: Connection, size: int = PIPE_BUFFER) -> None:
     with contextlib.suppress(OSError), socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-
-
-def start_forked(process: multiprocessing.process.BaseProcess) -> None:
-    """Start a process of the ``fork`` context.
-
-    Python 3.12+ warns on any fork of a threaded process. Every child the
-    host forks (map workers, :mod:`connector_core.parallel`'s processes) runs
-    its own threads and connections only, never a lock another thread of the
-    parent holds, so that warning is silenced here.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        process.start()
-
-
-def enter_forked_child(parent_ends: Iterable[Connection]) -> None:
-    """First steps of a forked child: leave Ctrl-C to the parent, close the parent's ends of the pipes.
-
-    Ctrl-C reaches the whole process group; the parent decides and stops its
-    children. With the parent's ends closed, each pipe ends when the parent
-    closes its side.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for end in parent_ends:
-        end.close()
-
-
-class WorkerFailed(Exception):
-    """A worker died or could not map a page; the engine maps the page itself."""
 
 
 class _Sender:
@@ -177,16 +127,13 @@ class _Sender:
 
 
 class MapWorkers:
-    """Worker processes mapping one store's pages for :meth:`Engine.sync` (see the module docstring)."""
+    """Worker processes mapping one store's pages for a sync (see the module docstring).
 
-    def __init__(
-        self,
-        engine: Engine,
-        store: StoreContext,
-        raw_schema: str | None,
-        catalogue: Mapping[str, CatalogueEntry],
-        count: int,
-    ) -> None:
+    ``pipeline`` is what each worker runs (:meth:`Pipeline.map_page`), with
+    its catalogue already a snapshot: a worker reads no order book.
+    """
+
+    def __init__(self, pipeline: Pipeline, count: int) -> None:
         if count < 1:
             raise ValueError("MapWorkers needs at least one worker")
         if not can_fork():
@@ -204,8 +151,8 @@ class MapWorkers:
                     _widen(end)
                 process = context.Process(
                     target=_serve,
-                    args=(theirs, [mine, *(c for _, c in self._workers)], engine, store, raw_schema, catalogue),
-                    name=f"connector-host map worker {n + 1} ({store.name})",
+                    args=(theirs, [mine, *(c for _, c in self._workers)], pipeline),
+                    name=f"connector-host map worker {n + 1} ({pipeline.store.name})",
                     daemon=True,
                 )
                 start_forked(process)
@@ -219,7 +166,7 @@ class MapWorkers:
         # process hands the GIL over within SWITCH_INTERVAL rather than Python's default 5 ms
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(SWITCH_INTERVAL, self._switch_interval))
-        log.debug("%s: %d map worker(s) started", store.name, count)
+        log.debug("%s: %d map worker(s) started", pipeline.store.name, count)
 
     @property
     def pids(self) -> list[int]:
@@ -299,26 +246,14 @@ def _pack(page: MappedPage) -> tuple[Any, ...]:
 
 
 def _unpack(value: tuple[Any, ...]) -> MappedPage:
-    from connector_core.engine import MappedPage
-    from connector_core.store import OrderRow
-
     rows, rejects, accept, accept_errors = value
     return MappedPage(
         rows=tuple(map(OrderRow._make, rows)), rejects=rejects, accept=accept, accept_errors=accept_errors
     )
 
 
-def _serve(
-    conn: Connection,
-    parent_ends: list[Connection],
-    engine: Engine,
-    store: StoreContext,
-    raw_schema: str | None,
-    catalogue: Mapping[str, CatalogueEntry],
-) -> None:
+def _serve(conn: Connection, parent_ends: list[Connection], pipeline: Pipeline) -> None:
     """Worker body: map each page read from ``conn`` until the pipe ends."""
-    from connector_core.models import RawOrder
-
     enter_forked_child(parent_ends)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     pages: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -348,7 +283,7 @@ def _serve(
         try:
             items = orjson.loads(data[1:]) if data[:1] == _JSON else pickle.loads(data[1:])
             raws = [RawOrder(order_key=k, payload=p, site=s) for k, s, p in items]
-            message: tuple[str, Any] = ("page", _pack(engine.map_raw_orders(store, raws, raw_schema, catalogue)))
+            message: tuple[str, Any] = ("page", _pack(pipeline.map_page(raws)))
             out = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -2,7 +2,7 @@
 
 Each check drives the plugin through the host's own machinery
 (:class:`~connector_core.plugins.PluginHost`, and for the checks that sync,
-:class:`~connector_core.store.OrderBook` on a temporary SQLite file and
+:class:`~connector_core.db.OrderBook` on a temporary SQLite file and
 :class:`~connector_core.engine.Engine`) and compares real values. A failure
 carries a message that says what to fix.
 
@@ -507,7 +507,7 @@ def check_incremental(env: Env) -> str:
 def _incremental_sync(env: Env) -> str:
     """Two syncs through the engine on a temporary order book, orders added in between."""
     from connector_core.engine import Engine
-    from connector_core.store import OrderBook
+    from connector_core.db import OrderBook
 
     sandbox = env.need_sandbox("syncing twice")
     with tempfile.TemporaryDirectory() as tmp, OrderBook(Path(tmp) / "contract.db") as book:

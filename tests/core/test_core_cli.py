@@ -98,7 +98,7 @@ def test_stores_add_bad_values(invoke: Invoke) -> None:
     result = invoke(
         "stores", "add", "bazaar", "--name", "x", "--set", f"token={TOKEN}", "--set", "page_size=ten", code=1
     )
-    assert result.stderr.startswith("error: setting 'page_size' must be a integer")
+    assert result.stderr.startswith("error: page_size takes a whole number")
     result = invoke("stores", "add", "bazaar", "--name", "x", "--set", f"token={TOKEN}", "--set", "colour=red", code=1)
     assert "colour" in result.stderr
     assert TOKEN not in result.stderr

@@ -12,10 +12,12 @@ import attrs
 import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
-from connector_core import store as store_module
+from connector_core.db import migrations as store_module
 from connector_core.errors import StoreError
 from connector_core.models import LineItem, Order, RawOrder, Shipment
-from connector_core.store import MIGRATIONS, OrderBook, Reject, default_db_path
+from connector_core.db import OrderBook, Reject, default_db_path
+from connector_core.db.connection import BUSY_TIMEOUT_MS
+from connector_core.db.migrations import MIGRATIONS
 from connector_core.store_context import StoreContext
 
 
@@ -53,7 +55,7 @@ def test_pragmas_wal_foreign_keys_busy_timeout(book: OrderBook) -> None:
     """The connection runs in WAL mode, enforces foreign keys and waits when the file is busy."""
     assert book.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert book.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert book.conn.execute("PRAGMA busy_timeout").fetchone()[0] == store_module.BUSY_TIMEOUT_MS
+    assert book.conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
     assert book.version == len(MIGRATIONS)
 
 

@@ -81,7 +81,7 @@ def test_save_page_with_documents_stores_the_same_rows(tmp_path: Path) -> None:
     from bazaar_plugin import Bazaar, make_order
 
     from connector_core.models import RawOrder
-    from connector_core.store import OrderBook, order_hash
+    from connector_core.db import OrderBook, order_hash
     from connector_core.store_context import StoreContext
 
     plugin = Bazaar()

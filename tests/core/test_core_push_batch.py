@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 
 class Boom(Exception):

@@ -12,12 +12,14 @@ import pytest
 from click.testing import CliRunner
 from connector_spartoo.sandbox.server import SpartooSandbox
 
-from connector_core import catalogue, workers
+from connector_core import catalogue
+from connector_core import forking as workers
 from connector_core.cli import cli
 from connector_core.engine import Engine, SyncReport
 from connector_core.errors import ConfigError
 from connector_core.models import CatalogueEntry, Weight
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
+from connector_core.sync.pipeline import Pipeline
 from tests.reliability.reliability_kit import FAST, settings_for, spartoo_host
 
 pytestmark = pytest.mark.skipif(not workers.can_fork(), reason="map workers need fork")
@@ -29,7 +31,7 @@ SITES = ["com", "it", "de"]
 @pytest.fixture(autouse=True)
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     # the workers start at the first page of MIN_PAGE orders: make every page big enough
-    monkeypatch.setattr("connector_core.engine.MIN_PAGE", 1)
+    monkeypatch.setattr("connector_core.sync.runner.MIN_PAGE", 1)
     monkeypatch.setattr("connector_spartoo.plugin.PAGE_SIZE", 40)
 
 
@@ -63,7 +65,7 @@ def _contents(db: Path) -> dict[str, Any]:
                 " canonical, raw, hash FROM orders ORDER BY order_key"
             ).fetchall(),
             "items": c.execute(
-                "SELECT order_key, line_key, sku, quantity, data FROM order_items ORDER BY 1, 2"
+                "SELECT order_key, line_key, sku, quantity FROM order_items ORDER BY 1, 2"
             ).fetchall(),
             "rejected": c.execute(
                 "SELECT order_key, stage, reason, path, payload FROM rejected ORDER BY order_key"
@@ -82,7 +84,7 @@ def test_workers_store_what_an_in_process_sync_stores(
 ) -> None:
     with _sandbox() as alone, _sandbox() as parallel:
         ref = _sync(tmp_path / "alone.sqlite3", alone, 0, auto_accept=True)
-        with caplog.at_level(logging.DEBUG, logger="connector_core.workers"):
+        with caplog.at_level(logging.DEBUG, logger="connector_core.sync.workers"):
             got = _sync(tmp_path / "parallel.sqlite3", parallel, count, auto_accept=True)
         assert alone.state.counters() == parallel.state.counters()  # the same requests, accepts included
     assert f"{count} map worker(s) started" in caplog.text
@@ -98,7 +100,7 @@ def test_workers_store_what_an_in_process_sync_stores(
     assert a["cursor_sites"] == b["cursor_sites"] == sorted(SITES)
     for table in ("orders", "items", "rejected"):
         assert _same(a[table], b[table]), table
-    enriched = [r for r in b["items"] if '"warehouse_location":"A-1"' in r["data"]]
+    enriched = [r for r in b["orders"] if '"warehouse_location":"A-1"' in r["canonical"]]
     assert enriched, "the workers enrich from the catalogue snapshot"
 
 
@@ -118,7 +120,7 @@ def test_a_worker_that_dies_hands_its_pages_back(
     with _sandbox() as alone, _sandbox() as parallel:
         ref = _sync(tmp_path / "alone.sqlite3", alone, 0)
         monkeypatch.setattr(plugin, "map_order_document", dies_in_a_worker)
-        with caplog.at_level(logging.WARNING, logger="connector_core.engine"):
+        with caplog.at_level(logging.WARNING, logger="connector_core"):
             got = _sync(tmp_path / "parallel.sqlite3", parallel, 1)
     assert "mapping the rest of this sync in process" in caplog.text
     assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)
@@ -130,17 +132,17 @@ def test_a_page_the_worker_cannot_map_is_mapped_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     host_pid = os.getpid()
-    real = Engine.map_raw_orders
+    real = Pipeline.map_page
 
-    def fails_in_a_worker(self: Engine, *args: Any, **kwargs: Any) -> Any:
+    def fails_in_a_worker(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
         if os.getpid() != host_pid:
             raise RuntimeError("worker-side failure")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Engine, "map_raw_orders", fails_in_a_worker)
+    monkeypatch.setattr(Pipeline, "map_page", fails_in_a_worker)
     with _sandbox() as alone, _sandbox() as parallel:
         ref = _sync(tmp_path / "alone.sqlite3", alone, 0)
-        with caplog.at_level(logging.WARNING, logger="connector_core.engine"):
+        with caplog.at_level(logging.WARNING, logger="connector_core"):
             got = _sync(tmp_path / "parallel.sqlite3", parallel, 1)
     assert "worker-side failure" in caplog.text
     assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)

@@ -9,7 +9,7 @@ import pytest
 from notify_data import BRANDED
 
 from connector_core import host_settings
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 
 @pytest.fixture

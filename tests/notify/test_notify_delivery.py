@@ -23,7 +23,7 @@ from connector_core.notify import (
     sender_for_settings,
 )
 from connector_core.secrets import redact
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 from connector_core.testing.smtp import loopback_smtp
 
 T0 = datetime(2024, 5, 3, 15, 0, tzinfo=UTC)

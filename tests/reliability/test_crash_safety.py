@@ -11,7 +11,7 @@ from connector_spartoo.sandbox.server import SpartooSandbox
 from reliability_kit import STORE, engine_on
 
 from connector_core.models import Shipment
-from connector_core.store import OrderBook, Reject
+from connector_core.db import OrderBook, Reject
 
 
 @pytest.fixture

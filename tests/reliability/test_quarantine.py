@@ -12,7 +12,7 @@ from connector_spartoo.sandbox.server import SpartooSandbox
 from reliability_kit import STORE, engine_on, spartoo_host
 
 from connector_core.cli import App, cli
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 
 @pytest.fixture

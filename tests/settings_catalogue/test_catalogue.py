@@ -22,7 +22,7 @@ from connector_core.models import (
     to_json,
 )
 from connector_core.schema_registry import canonical_registry
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 
 @pytest.fixture

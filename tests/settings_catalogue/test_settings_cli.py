@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 
 from connector_core.cli import App, cli
 from connector_core.plugins import PluginHost, get_plugin_manager
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 
 def invoke(db: Path, *args: str) -> Result:

@@ -35,7 +35,7 @@ from soakkit import FAST_POLICY, SOAK_FAULTS, STORE, reconcile, spartoo_host, st
 from connector_core.engine import Engine
 from connector_core.errors import ConnectorError
 from connector_core.models import Shipment
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 SITES = ["com", "it", "co.uk", "de"]
 

@@ -16,7 +16,7 @@ import attrs
 
 from connector_core.http import HttpPolicy
 from connector_core.plugins import PluginHost, get_plugin_manager
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 FAST_POLICY = HttpPolicy(
     connect_timeout=5.0,

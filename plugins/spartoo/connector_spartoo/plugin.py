@@ -365,6 +365,7 @@ def push_shipment(store: StoreContext, order: Order, shipment: Shipment) -> Push
                 *other,
             ),
             message="already shipped on Spartoo; nothing sent again",
+            marketplace_status=MarketplaceStatus("3", STATUS_NAMES.get("3")),
         )
     if current not in ("2", "11"):
         raise TransitionError(
@@ -385,6 +386,7 @@ def push_shipment(store: StoreContext, order: Order, shipment: Shipment) -> Push
             *other,
         ),
         message=message,
+        marketplace_status=MarketplaceStatus("3", STATUS_NAMES.get("3")),
     )
 
 

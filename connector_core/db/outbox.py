@@ -1,0 +1,174 @@
+"""The order book's two outboxes: shipments to push, and orders to accept.
+
+Every intent to change the marketplace is a row written in the same
+transaction as what caused it (a ``ship`` for a shipment; the page that
+imported an order for its accept), then drained: at-least-once, each send
+idempotent on the marketplace's side, each result recorded on its row.
+:class:`OutboxTables` is a part of :class:`~connector_core.db.book.OrderBook`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from connector_core.clock import now_iso
+from connector_core.db.rows import AcceptEntry, OutboxEntry, accept_entry, dumps, outbox_entry, shipment_key
+from connector_core.errors import StoreError
+from connector_core.models import PushResult, Shipment, to_json
+
+
+class OutboxTables:
+    """Outbox and accept-outbox methods of the order book (mixed into :class:`OrderBook`)."""
+
+    conn: sqlite3.Connection
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - OrderBook's
+        raise NotImplementedError
+
+    def require_order(self, store: str, order_key: str) -> None:  # pragma: no cover - OrderBook's
+        raise NotImplementedError
+
+    # -- shipments -------------------------------------------------------------
+
+    def add_shipment(self, shipment: Shipment) -> int:
+        """Put a shipment in the outbox; the same shipment recorded again returns the existing id."""
+        key = shipment_key(shipment)
+        with self.transaction() as c:
+            self.require_order(shipment.store, shipment.order_key)
+            row = c.execute(
+                "INSERT INTO outbox (store, order_key, shipment_key, shipment, created_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (store, order_key, shipment_key) DO NOTHING RETURNING id",
+                (shipment.store, shipment.order_key, key, dumps(to_json(shipment)), now_iso()),
+            ).fetchone()
+            if row is None:
+                row = c.execute(
+                    "SELECT id FROM outbox WHERE store = ? AND order_key = ? AND shipment_key = ?",
+                    (shipment.store, shipment.order_key, key),
+                ).fetchone()
+        return int(row[0])
+
+    def get_shipment(self, outbox_id: int) -> OutboxEntry:
+        """One outbox entry; :class:`StoreError` if the id is unknown."""
+        row = self.conn.execute("SELECT * FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no shipment with outbox id {outbox_id}")
+        return outbox_entry(row)
+
+    def list_outbox(self, *, store: str | None = None, state: str | None = None) -> list[OutboxEntry]:
+        """Outbox entries, oldest first."""
+        sql = "SELECT * FROM outbox WHERE 1 = 1"
+        args: list[Any] = []
+        if store is not None:
+            sql += " AND store = ?"
+            args.append(store)
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        return [outbox_entry(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    def pending_shipments(self, store: str) -> list[OutboxEntry]:
+        """Shipments of ``store`` waiting to be pushed, oldest first."""
+        return self.list_outbox(store=store, state="pending")
+
+    def has_pending_shipments(self, store: str) -> bool:
+        """Whether ``store`` has a shipment waiting (nothing is decoded)."""
+        found = self.conn.execute("SELECT 1 FROM outbox WHERE store = ? AND state = 'pending' LIMIT 1", (store,))
+        return found.fetchone() is not None
+
+    def mark_pushed(self, outbox_id: int, result: PushResult) -> None:
+        """Record a successful push and its per-field result."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE outbox SET state = 'pushed', attempts = attempts + 1, last_error = NULL, result = ?,"
+                " pushed_at = ? WHERE id = ?",
+                (dumps(to_json(result)), now_iso(), outbox_id),
+            )
+
+    def mark_retry(self, outbox_id: int, error: str) -> int:
+        """Count a failed attempt that will be retried; return the attempts so far."""
+        with self.transaction() as c:
+            row = c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts",
+                (error, outbox_id),
+            ).fetchone()
+        return int(row[0])
+
+    def mark_failed(self, outbox_id: int, error: str, result: PushResult | None = None) -> None:
+        """Give up on a shipment: the marketplace refused it for good."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, result = ? WHERE id = ?",
+                (error, None if result is None else dumps(to_json(result)), outbox_id),
+            )
+
+    def requeue_shipment(self, outbox_id: int) -> None:
+        """Put a failed shipment back to pending."""
+        with self.transaction() as c:
+            c.execute("UPDATE outbox SET state = 'pending', last_error = NULL WHERE id = ?", (outbox_id,))
+
+    # -- accepts ---------------------------------------------------------------
+
+    def _queue_accepts(self, c: sqlite3.Connection, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Write accept intents ``(store, order_key, stamp)`` inside the caller's transaction."""
+        c.executemany(
+            "INSERT INTO accepts (store, order_key, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (store, order_key) DO UPDATE SET state = 'pending', attempts = 0, last_error = NULL,"
+            " done_at = NULL WHERE accepts.state != 'pending'",
+            rows,
+        )
+
+    def queue_accepts(self, store: str, order_keys: Sequence[str]) -> None:
+        """Write accept intents for orders already in the book (e.g. recovered by a second fetch)."""
+        stamp = now_iso()
+        with self.transaction() as c:
+            self._queue_accepts(c, [(store, key, stamp) for key in order_keys])
+
+    def pending_accepts(self, store: str, *, limit: int | None = None) -> list[AcceptEntry]:
+        """Accept intents of ``store`` still to send, oldest first."""
+        sql = "SELECT * FROM accepts WHERE store = ? AND state = 'pending' ORDER BY created_at, order_key"
+        args: list[Any] = [store]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [accept_entry(r) for r in self.conn.execute(sql, args)]
+
+    def count_pending_accepts(self, store: str) -> int:
+        """How many accept intents of ``store`` wait to be sent."""
+        row = self.conn.execute("SELECT count(*) FROM accepts WHERE store = ? AND state = 'pending'", (store,))
+        return int(row.fetchone()[0])
+
+    def list_accepts(self, *, store: str | None = None, state: str | None = None) -> list[AcceptEntry]:
+        """Accept intents, oldest first."""
+        sql = "SELECT * FROM accepts WHERE 1 = 1"
+        args: list[Any] = []
+        if store is not None:
+            sql += " AND store = ?"
+            args.append(store)
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        return [accept_entry(r) for r in self.conn.execute(sql + " ORDER BY created_at, order_key", args)]
+
+    def finish_accepts(
+        self, store: str, done: Sequence[str], retry: Sequence[tuple[str, str]], failed: Sequence[tuple[str, str]]
+    ) -> None:
+        """Record a drain of accept intents in one write: ``done`` keys; ``(key, error)`` to retry or give up."""
+        stamp = now_iso()
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE accepts SET state = 'done', attempts = attempts + 1, last_error = NULL, done_at = ?"
+                " WHERE store = ? AND order_key = ?",
+                [(stamp, store, key) for key in done],
+            )
+            c.executemany(
+                "UPDATE accepts SET attempts = attempts + 1, last_error = ? WHERE store = ? AND order_key = ?",
+                [(error, store, key) for key, error in retry],
+            )
+            c.executemany(
+                "UPDATE accepts SET state = 'failed', attempts = attempts + 1, last_error = ?"
+                " WHERE store = ? AND order_key = ?",
+                [(error, store, key) for key, error in failed],
+            )

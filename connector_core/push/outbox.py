@@ -1,0 +1,188 @@
+"""Pushing shipments: the outbox drained through ``push_shipment``, each result recorded once.
+
+:func:`record_shipment` validates a shipment and writes it to the outbox.
+:func:`push_store` drains a store's pending shipments under its lease: each
+is sent by :func:`attempt_push` (marketplace calls only, no write) and
+recorded by :func:`record_push` in one transaction (outbox state, customer
+e-mail, the order's status columns). A transient failure leaves the
+shipment pending for the next push; a permanent refusal marks it failed with
+the marketplace's reason. :mod:`connector_core.push.concurrent` runs the
+same two steps with many senders.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import attrs
+
+from connector_core import notify
+from connector_core.errors import ConnectorError, TransientError
+from connector_core.models import MarketplaceStatus, Order, OrderStatus, PushResult, Shipment, to_json
+from connector_core.runtime import Runtime
+from connector_core.secrets import redact
+from connector_core.store_context import StoreContext
+
+log = logging.getLogger("connector_core.push")
+
+CANONICAL_SHIPMENT = "canonical/shipment"
+
+
+@attrs.frozen
+class PushOutcome:
+    """What became of one outbox entry in a push."""
+
+    outbox_id: int
+    order_key: str
+    state: str  # pushed | pending | failed
+    result: PushResult | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class PushReport:
+    """What one push of one store did."""
+
+    store: str
+    pushed: int = 0
+    already_applied: int = 0
+    retry: int = 0
+    failed: int = 0
+    outcomes: tuple[PushOutcome, ...] = ()
+
+    @classmethod
+    def from_outcomes(cls, store: str, outcomes: Sequence[PushOutcome]) -> PushReport:
+        """Count the outcomes of one push by state."""
+        return cls(
+            store=store,
+            pushed=sum(o.state == "pushed" for o in outcomes),
+            already_applied=sum(bool(o.result and o.result.already_applied) for o in outcomes),
+            retry=sum(o.state == "pending" for o in outcomes),
+            failed=sum(o.state == "failed" for o in outcomes),
+            outcomes=tuple(outcomes),
+        )
+
+
+@attrs.frozen
+class PushAttempt:
+    """One shipment sent to the marketplace, not yet recorded: its result, or the error it met."""
+
+    outbox_id: int
+    order_key: str
+    shipment: Shipment
+    order: Order | None = None
+    result: PushResult | None = None
+    error: ConnectorError | None = None
+
+
+def record_shipment(runtime: Runtime, shipment: Shipment) -> int:
+    """Validate a shipment and put it in the outbox; return its outbox id (same shipment, same id)."""
+    runtime.host.schemas.validate(CANONICAL_SHIPMENT, to_json(shipment), store=shipment.store)
+    return runtime.book.add_shipment(shipment)
+
+
+def attempt_push(
+    runtime: Runtime, store: StoreContext, outbox_id: int, order_key: str, shipment: Shipment
+) -> PushAttempt:
+    """Push one shipment to the marketplace; write nothing (see :func:`record_push`)."""
+    try:
+        order = runtime.book.get_order(store.name, order_key)
+        result = runtime.host.push_shipment(store, order, shipment)
+    except ConnectorError as err:
+        return PushAttempt(outbox_id, order_key, shipment, error=err)
+    return PushAttempt(outbox_id, order_key, shipment, order=order, result=result)
+
+
+def record_push(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> PushOutcome:
+    """Record what a push attempt came to, in one transaction: outbox state, e-mail, order status.
+
+    Inside a transaction the caller holds, it is a savepoint of it
+    (:mod:`connector_core.push.concurrent` records a batch per commit).
+    """
+    book = runtime.book
+    with book.transaction():
+        return _record(runtime, store, attempt)
+
+
+def _record(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> PushOutcome:
+    book = runtime.book
+    outbox_id, order_key, err = attempt.outbox_id, attempt.order_key, attempt.error
+    if isinstance(err, TransientError):
+        attempts = book.mark_retry(outbox_id, err.message)
+        if attempts >= runtime.max_push_attempts:
+            message = f"gave up after {attempts} attempts: {err.message}"
+            book.mark_failed(outbox_id, message)
+            return PushOutcome(outbox_id, order_key, "failed", error=message)
+        log.info("%s: push of %s will be retried: %s", store.name, order_key, err)
+        return PushOutcome(outbox_id, order_key, "pending", error=err.message)
+    if err is not None:
+        book.mark_failed(outbox_id, err.message)
+        log.warning("%s: push of %s refused: %s", store.name, order_key, err)
+        return PushOutcome(outbox_id, order_key, "failed", error=err.message)
+    order, result = attempt.order, attempt.result
+    assert order is not None and result is not None
+    if not result.accepted:
+        message = redact(result.message or "the marketplace did not accept the shipment")
+        book.mark_failed(outbox_id, message, result)
+        return PushOutcome(outbox_id, order_key, "failed", result=result, error=message)
+    # the e-mail is queued in the same transaction as the outbox row is marked pushed: a crash
+    # before the commit re-pushes (already_applied) and queues it then, once
+    _queue_notification(runtime, store, outbox_id, order, attempt.shipment)
+    book.mark_pushed(outbox_id, result)
+    market: MarketplaceStatus | None = result.marketplace_status
+    if order.status is not OrderStatus.SHIPPED or (market is not None and market != order.marketplace_status):
+        book.update_order_status(store.name, order_key, OrderStatus.SHIPPED, market)
+    return PushOutcome(outbox_id, order_key, "pushed", result=result)
+
+
+def push_store(runtime: Runtime, store_name: str) -> PushReport:
+    """Push every pending shipment of the store, one at a time; see the module docstring."""
+    book = runtime.book
+    if not book.has_pending_shipments(store_name):
+        if notify.has_due(book.conn, store=store_name):  # e-mails that failed earlier, now due again
+            store = runtime.store_context(store_name)
+            try:
+                deliver_notifications(runtime, store)
+            finally:
+                store.http.close()
+        return PushReport(store=store_name)
+    store = runtime.store_context(store_name)
+    outcomes: list[PushOutcome] = []
+    try:
+        with book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease:
+            # read again under the lease: another process may have pushed them meanwhile
+            for entry in book.pending_shipments(store_name):
+                lease.check()
+                attempt = attempt_push(runtime, store, entry.id, entry.order_key, entry.shipment)
+                outcomes.append(record_push(runtime, store, attempt))
+            deliver_notifications(runtime, store)
+    finally:
+        store.http.close()
+    return PushReport.from_outcomes(store_name, outcomes)
+
+
+def _queue_notification(
+    runtime: Runtime, store: StoreContext, outbox_id: int, order: Order, shipment: Shipment
+) -> None:
+    try:
+        notify.queue_for_shipment(
+            runtime.book.conn,
+            store=store.name,
+            outbox_id=outbox_id,
+            order=order,
+            shipment=shipment,
+            settings=runtime.host_settings(store),
+        )
+    except Exception as exc:  # the push stands whatever happens to the e-mail
+        log.warning("%s: could not queue the e-mail of shipment %d: %s", store.name, outbox_id, redact(str(exc)))
+
+
+def deliver_notifications(runtime: Runtime, store: StoreContext) -> notify.DeliveryReport:
+    """Send the store's due customer e-mails (one SMTP session); failures are recorded on each row, never raised."""
+    try:
+        sender = notify.sender_for_settings(runtime.host_settings(store), runtime.mail_outbox())
+        return notify.deliver_pending(runtime.book.conn, sender, store=store.name)
+    except Exception as exc:
+        log.warning("%s: e-mail delivery failed: %s", store.name, redact(str(exc)))
+        return notify.DeliveryReport()
