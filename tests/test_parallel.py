@@ -15,6 +15,7 @@ from connector_core.errors import AuthError, ConfigError, ConnectorError
 from connector_core.models import OrderStatus, Shipment
 from connector_core.push import outbox
 from connector_core.push.concurrent import push_concurrently
+from connector_core.sync import many
 from connector_core.sync.many import sync_all
 from connector_core.plugins import PluginHost
 from connector_core.db import OrderBook
@@ -105,14 +106,14 @@ def test_a_process_that_dies_leaves_an_error_for_its_stores(
     """If one sync process dies, its stores get a ConnectorError; the other process's stores are synced."""
     for i in range(4):
         book.add_store(f"d{i}", "spartoo", _settings(sandbox, PARTNERS[i], ["com"]))
-    real = Engine.sync
+    real = many.sync_store
 
-    def sync(self: Engine, name: str, progress: object = None) -> SyncReport:
+    def sync(runtime: Engine, name: str, progress: object = None) -> SyncReport:
         if name == "d1":
             os._exit(9)  # the process syncing d1 (and d3: stores are dealt round robin) is gone
-        return real(self, name)
+        return real(runtime, name)
 
-    monkeypatch.setattr(Engine, "sync", sync)
+    monkeypatch.setattr(many, "sync_store", sync)
     reports = sync_all(Engine(host, book), ["d0", "d1", "d2", "d3"], concurrency=2, processes=2)
     assert isinstance(reports[0], SyncReport) and isinstance(reports[2], SyncReport)
     for lost in (reports[1], reports[3]):
