@@ -103,10 +103,10 @@ def import_orders(url: str, partner_id: str, sites: Sequence[str], db: Path) -> 
     """Child body: one store's full first sync through the real engine; returns figures."""
     import resource
 
-    from connector_core.engine import Engine
-    from connector_core.plugins import PluginHost
     from connector_core.db import OrderBook
+    from connector_core.engine import Engine
     from connector_core.forking import auto_workers
+    from connector_core.plugins import PluginHost
 
     host = PluginHost.create()
     settings = store_settings(url, partner_id, sites)
@@ -182,10 +182,10 @@ def many_stores(
     url: str, partner_ids: Sequence[str], sites_per_store: int, concurrency: int, db: Path, processes: int = 1
 ) -> dict[str, Any]:
     """Child body: one full sync of every store, ``concurrency`` at a time over ``processes`` processes."""
-    from connector_core.engine import Engine
-    from connector_core.sync.many import sync_all
-    from connector_core.plugins import PluginHost
     from connector_core.db import OrderBook
+    from connector_core.engine import Engine
+    from connector_core.plugins import PluginHost
+    from connector_core.sync.many import sync_all
 
     host = PluginHost.create()
     names = []
@@ -220,11 +220,11 @@ def push_shipments(
     """Child body: import and auto-accept orders, record shipments, then time one push at ``latency_ms``."""
     from datetime import UTC, datetime
 
+    from connector_core.db import OrderBook
     from connector_core.engine import Engine
     from connector_core.models import OrderStatus, Shipment
-    from connector_core.push.concurrent import push_concurrently
     from connector_core.plugins import PluginHost
-    from connector_core.db import OrderBook
+    from connector_core.push.concurrent import push_concurrently
 
     host = PluginHost.create()
     with OrderBook(db) as book:

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from connector_spartoo.sandbox.server import BAD_PARTNER_ID, SpartooSandbox
 
+from connector_core.db import OrderBook
 from connector_core.engine import Engine, SyncReport
 from connector_core.errors import AuthError, ConfigError, ConnectorError
+from connector_core.forking import can_fork
 from connector_core.models import OrderStatus, Shipment
+from connector_core.plugins import PluginHost
 from connector_core.push import outbox
 from connector_core.push.concurrent import push_concurrently
 from connector_core.sync import many
 from connector_core.sync.many import sync_all
-from connector_core.plugins import PluginHost
-from connector_core.db import OrderBook
-from connector_core.forking import can_fork
 
 PARTNERS = [f"{0xC0FFEE00 + i:016X}" for i in range(6)]
 

@@ -31,6 +31,9 @@ class OrderStore(Protocol):
     """An order book, whatever holds it."""
 
     path: Path
+    conn: Any
+    """The DB-API connection under the book: the catalogue and the notification queue run their SQL on it,
+    and forking code checks ``conn.in_transaction`` before a fork."""
 
     # lifecycle
     def close(self) -> None: ...

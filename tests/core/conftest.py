@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.plugins import PluginHost, get_plugin_manager
-from connector_core.db import OrderBook
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
-from connector_core.sync import runner as engine_module
+from connector_core.db import OrderBook
 from connector_core.db import book as store_module
 from connector_core.engine import Engine, SyncReport
 from connector_core.errors import AuthError, TransientError, TransitionError
 from connector_core.models import FieldOutcome, OrderStatus, Shipment
 from connector_core.plugins import PluginHost
-from connector_core.db import OrderBook
+from connector_core.sync import runner as engine_module
 
 
 def _ship(key: str, tracking: str = "TR-1", **kw: object) -> Shipment:

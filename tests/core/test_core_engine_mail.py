@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connector_core import notify
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.models import Shipment
-from connector_core.db import OrderBook
 from connector_core.testing.smtp import RecordingHandler, loopback_smtp
 
 

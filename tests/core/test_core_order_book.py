@@ -12,12 +12,12 @@ import attrs
 import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
-from connector_core.db import migrations as store_module
-from connector_core.errors import StoreError
-from connector_core.models import LineItem, Order, RawOrder, Shipment
 from connector_core.db import OrderBook, Reject, default_db_path
+from connector_core.db import migrations as store_module
 from connector_core.db.connection import BUSY_TIMEOUT_MS
 from connector_core.db.migrations import MIGRATIONS
+from connector_core.errors import StoreError
+from connector_core.models import LineItem, Order, RawOrder, Shipment
 from connector_core.store_context import StoreContext
 
 

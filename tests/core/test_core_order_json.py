@@ -80,8 +80,8 @@ def test_save_page_with_documents_stores_the_same_rows(tmp_path: Path) -> None:
     """save_page given the orders' JSON forms writes the rows it writes without them, and leaves them intact."""
     from bazaar_plugin import Bazaar, make_order
 
-    from connector_core.models import RawOrder
     from connector_core.db import OrderBook, order_hash
+    from connector_core.models import RawOrder
     from connector_core.store_context import StoreContext
 
     plugin = Bazaar()

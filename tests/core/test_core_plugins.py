@@ -10,10 +10,10 @@ import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
 from connector_core import hookspecs
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.errors import ConfigError, PluginError
 from connector_core.plugins import PluginHost, get_plugin_manager
-from connector_core.db import OrderBook
 
 HOOKS = sorted(
     name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "connector_core_spec")

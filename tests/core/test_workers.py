@@ -15,10 +15,10 @@ from connector_spartoo.sandbox.server import SpartooSandbox
 from connector_core import catalogue
 from connector_core import forking as workers
 from connector_core.cli import cli
+from connector_core.db import OrderBook
 from connector_core.engine import Engine, SyncReport
 from connector_core.errors import ConfigError
 from connector_core.models import CatalogueEntry, Weight
-from connector_core.db import OrderBook
 from connector_core.sync.pipeline import Pipeline
 from tests.reliability.reliability_kit import FAST, settings_for, spartoo_host
 

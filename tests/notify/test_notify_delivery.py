@@ -12,6 +12,7 @@ import pytest
 from notify_data import BRANDED, make_order, make_shipment
 
 from connector_core import host_settings
+from connector_core.db import OrderBook
 from connector_core.notify import (
     EmlOutboxSender,
     SmtpSender,
@@ -23,7 +24,6 @@ from connector_core.notify import (
     sender_for_settings,
 )
 from connector_core.secrets import redact
-from connector_core.db import OrderBook
 from connector_core.testing.smtp import loopback_smtp
 
 T0 = datetime(2024, 5, 3, 15, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from connector_core.cli import App, cli
+from connector_core.db import OrderBook
 from connector_core.models import Weight
 from connector_core.plugins import PluginHost, get_plugin_manager
-from connector_core.db import OrderBook
 from connector_core.testing.smtp import loopback_smtp
 
 sandbox_server = pytest.importorskip("connector_spartoo.sandbox.server")

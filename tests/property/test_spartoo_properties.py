@@ -15,10 +15,10 @@ from hypothesis import find, given
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
 
+from connector_core.db import OrderBook
 from connector_core.errors import MappingError
 from connector_core.models import CANONICAL_STATUSES, Order, from_json, to_json
 from connector_core.schema_registry import canonical_registry
-from connector_core.db import OrderBook
 from tests.property.strategies import SPARTOO_SCHEMA, STATUS_CODES, any_orders, schema_orders, spartoo_orders
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -18,9 +18,9 @@ import pytest
 from connector_spartoo.sandbox.server import SpartooSandbox
 from reliability_kit import FAST, STORE, engine_on
 
+from connector_core.db import OrderBook
 from connector_core.db.leases import LeaseBusyError, make_owner, try_acquire
 from connector_core.models import Shipment
-from connector_core.db import OrderBook
 
 CLI = [sys.executable, "-c", "from connector_core.cli import main; main()"]
 

@@ -10,8 +10,8 @@ import pytest
 from connector_spartoo.sandbox.server import SpartooSandbox
 from reliability_kit import STORE, engine_on
 
-from connector_core.models import Shipment
 from connector_core.db import OrderBook, Reject
+from connector_core.models import Shipment
 
 
 @pytest.fixture

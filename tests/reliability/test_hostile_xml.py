@@ -15,10 +15,10 @@ import pytest
 from connector_spartoo.xmlstream import OrderStream, parse_envelope
 from reliability_kit import FAST, STORE, spartoo_host
 
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.errors import ConnectorError, HostileInputError
 from connector_core.models import RawReject
-from connector_core.db import OrderBook
 
 SECRET = "TOP-SECRET-7f3a9c1e-do-not-leak"
 ORDER = "<order><orders_id>{oid}</orders_id><order_total>10.00</order_total></order>"

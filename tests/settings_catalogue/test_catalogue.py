@@ -11,6 +11,7 @@ import pytest
 
 from connector_core import catalogue
 from connector_core.catalogue import CatalogueImportError, enrich, import_csv, upsert_entries
+from connector_core.db import OrderBook
 from connector_core.host_settings import ProductSettings
 from connector_core.models import (
     Address,
@@ -22,7 +23,6 @@ from connector_core.models import (
     to_json,
 )
 from connector_core.schema_registry import canonical_registry
-from connector_core.db import OrderBook
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from connector_core.cli import App, cli
-from connector_core.plugins import PluginHost, get_plugin_manager
 from connector_core.db import OrderBook
+from connector_core.plugins import PluginHost, get_plugin_manager
 
 
 def invoke(db: Path, *args: str) -> Result:

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from connector_spartoo.sandbox.server import SpartooSandbox
 from soakkit import STORE, policy_env, reconcile, spartoo_host, store_settings
 
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.models import Shipment
-from connector_core.db import OrderBook
 
 CLI = [sys.executable, "-c", "from connector_core.cli import main; main()"]
 

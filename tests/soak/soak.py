@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from connector_spartoo.sandbox.server import SpartooSandbox
 from soakkit import FAST_POLICY, SOAK_FAULTS, STORE, reconcile, spartoo_host, store_settings
 
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.errors import ConnectorError
 from connector_core.models import Shipment
-from connector_core.db import OrderBook
 
 SITES = ["com", "it", "co.uk", "de"]
 

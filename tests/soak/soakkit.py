@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
+from connector_core.db import OrderBook
 from connector_core.http import HttpPolicy
 from connector_core.plugins import PluginHost, get_plugin_manager
-from connector_core.db import OrderBook
 
 FAST_POLICY = HttpPolicy(
     connect_timeout=5.0,
