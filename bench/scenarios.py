@@ -8,6 +8,8 @@
   the HTTP stream.
 * :func:`many_stores`: many stores synced at once (:meth:`Engine.sync_all`).
 * :func:`push_shipments`: shipments drained from the outbox.
+* :func:`default_sync`: a first sync with the store's default settings
+  (auto-accept on) against a sandbox answering every request after a delay.
 
 The sandbox always runs in another process (:func:`sandbox_process`) so its
 memory and CPU are not counted in the client's figures.
@@ -265,6 +267,46 @@ def push_shipments(
     }
 
 
+def default_sync(url: str, partner_id: str, sites: Sequence[str], latency_ms: float, db: Path) -> dict[str, Any]:
+    """Child body: one store with Spartoo's default settings (auto-accept on), synced at ``latency_ms``.
+
+    Runs on this checkout or an older one (the order book moved from
+    ``connector_core.store`` to ``connector_core.db``), so the two can be
+    measured side by side in one run.
+    """
+    try:
+        from connector_core.db import OrderBook
+    except ImportError:  # an older checkout
+        from connector_core.store import OrderBook  # type: ignore[import-not-found,no-redef]
+    from connector_core.engine import Engine
+    from connector_core.models import OrderStatus
+    from connector_core.plugins import PluginHost
+
+    host = PluginHost.create()
+    settings = {"partner_id": partner_id, "sites": list(sites), "base_url": f"{url}/{{site}}/mp/", "timeout": 600}
+    host.validate_settings("spartoo", settings)
+    with OrderBook(db) as book:
+        book.add_store("bench", "spartoo", settings)
+        engine = Engine(host, book, workers=0)  # the host's own CPU, every order mapped in this process
+        httpx.post(f"{url}/_admin/faults", json={"latency": latency_ms}, timeout=30).raise_for_status()
+        before = admin(url, "counters")["requests"]
+        with Timer() as t:
+            report = engine.sync("bench")
+        requests = admin(url, "counters")["requests"] - before
+        httpx.post(f"{url}/_admin/faults", json={"latency": 0}, timeout=30).raise_for_status()
+        awaiting = sum(1 for o in book.iter_orders("bench") if o.status is OrderStatus.AWAITING_SHIPMENT)
+    return {
+        "seconds": round(t.wall, 3),
+        "cpu_seconds": round(t.cpu, 3),
+        "fetched": report.fetched,
+        "accepted": report.accepted,
+        "accept_errors": report.accept_errors,
+        "requests": requests,
+        "awaiting_shipment": awaiting,
+        "latency_ms": latency_ms,
+    }
+
+
 def child_main(kind: str, args: Any) -> None:
     """Dispatch ``--child KIND``: run one scenario and print its result line."""
     if kind == "sandbox":
@@ -279,6 +321,8 @@ def child_main(kind: str, args: Any) -> None:
     elif kind == "stores":
         stores = args.partner.split(",")
         emit(many_stores(args.url, stores, args.sites_per_store, args.concurrency, db, int(args.processes)))
+    elif kind == "defaults":
+        emit(default_sync(args.url, args.partner, sites, args.latency, db))
     elif kind == "push":
         emit(
             push_shipments(
