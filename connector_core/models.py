@@ -17,6 +17,8 @@ from typing import Any, ClassVar, TypeVar
 import attrs
 import cattrs
 
+from connector_core.clock import utc_iso
+
 T = TypeVar("T")
 
 
@@ -428,7 +430,7 @@ class CatalogueEntry:
 converter = cattrs.Converter(forbid_extra_keys=True)
 converter.register_unstructure_hook(Decimal, str)
 converter.register_structure_hook(Decimal, lambda v, _: _dec(v))
-converter.register_unstructure_hook(datetime, lambda d: _utc(d).isoformat().replace("+00:00", "Z"))
+converter.register_unstructure_hook(datetime, lambda d: utc_iso(_utc(d)))
 converter.register_structure_hook(datetime, lambda v, _: _utc(datetime.fromisoformat(v)))
 converter.register_unstructure_hook(dict, lambda d: d)  # raw payloads pass through untouched
 converter.register_unstructure_hook_func(lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value)
@@ -450,7 +452,7 @@ def to_json(value: Any) -> dict[str, Any]:
 
 
 def _iso_z(value: datetime) -> str:
-    return _utc(value).isoformat().replace("+00:00", "Z")
+    return utc_iso(_utc(value))
 
 
 def _address_json(a: Address) -> dict[str, Any]:

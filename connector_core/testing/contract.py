@@ -506,8 +506,8 @@ def check_incremental(env: Env) -> str:
 
 def _incremental_sync(env: Env) -> str:
     """Two syncs through the engine on a temporary order book, orders added in between."""
-    from connector_core.engine import Engine
     from connector_core.db import OrderBook
+    from connector_core.engine import Engine
 
     sandbox = env.need_sandbox("syncing twice")
     with tempfile.TemporaryDirectory() as tmp, OrderBook(Path(tmp) / "contract.db") as book:
