@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="10,000 orders, 20 stores, 1,000 shipments")
     p.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     p.add_argument("--markdown", type=Path, help="also write the results as Markdown to this file")
+    p.add_argument("--json", dest="json_out", type=Path, help="also write every figure as JSON to this file")
     # child-process options
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text, flush=True)
         lines.append(text)
 
+    figures: dict[str, Any] = {}
     for line in lines:
         print(line)
     with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp_name:
@@ -215,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if "import" in only:
             say(f"## Import throughput: {args.orders:,} orders, one store of {len(ALL_SITES)} sites, Engine.sync")
             r = bench_import(args.orders, tmp)
+            figures["import"] = r
             imported, p, f = r, r["pipeline"], r["floor"]
             say(
                 f"  pipeline : {p['fetched']:,} orders in {p['seconds']:.2f} s = {p['orders_per_s']:,.0f} orders/s"
@@ -263,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"## Shipments: {args.shipments:,} through the outbox, 20 ms latency, concurrency {args.concurrency}")
             for processes in _process_counts(args):
                 s = bench_push(args.shipments, args.concurrency, tmp, processes)
+                figures[f"push_{processes}"] = s
                 say(
                     f"  {processes} process(es): {s['shipments']:,} shipments, {s['all_requests']:,} requests"
                     f" ({s['requests']:,} updates, the rest order reads) in {s['seconds']:.2f} s; ideal"
@@ -277,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             n = args.default_orders
             say(f"## Default settings: a first sync of {n:,} orders, auto-accept on, 20 ms latency per request")
             d = bench_defaults(n, tmp)
+            figures["defaults"] = d
             say(
                 f"  {d['fetched']:,} orders, {d['accepted']:,} accepted, {d['requests']:,} requests in"
                 f" {d['seconds']:.2f} s; ideal {d['ideal_seconds']:.2f} s; {d['over_ideal']}x ideal;"
@@ -284,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             say("")
     say(f"total wall time {time.perf_counter() - wall:.0f} s")
+    if args.json_out:
+        import json
+
+        args.json_out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     if args.markdown:
         args.markdown.write_text("```\n" + "\n".join(lines) + "\n```\n", encoding="utf-8")
     return 0
