@@ -74,9 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             except (KeyError, TypeError):
                 continue
             ratio = statistics.median(after) / statistics.median(before) if statistics.median(before) else float("nan")
-            print(
-                f"| {label} | {', '.join(f'{v:g}' for v in before)} | {', '.join(f'{v:g}' for v in after)} | {ratio:.2f} |"
-            )
+            shown = " | ".join(", ".join(f"{v:g}" for v in side) for side in (before, after))
+            print(f"| {label} | {shown} | {ratio:.2f} |")
     return 0
 
 
