@@ -1,6 +1,7 @@
 """Hypothesis strategies for raw Spartoo order payloads (the JSON form of one ``<order>``).
 
-:func:`schema_orders` draws from ``schemas/spartoo/order.schema.json`` itself:
+:func:`schema_orders` draws from the plugin's order schema itself
+(``connector_spartoo/schemas/order.schema.json``):
 anything the schema admits. :func:`spartoo_orders`
 builds realistic payloads by hand, sharpened for what breaks connectors:
 international names, blank or missing optional tags, relay-only delivery,
@@ -11,16 +12,14 @@ midnight, very long fields, many items.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
+from connector_spartoo.schemas import load_schema
 from hypothesis import strategies as st
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "spartoo" / "order.schema.json"
-SPARTOO_SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+SPARTOO_SCHEMA: dict[str, Any] = load_schema("order")
 STATUS_CODES = ("11", "2", "3", "41", "45", "47")
 
 NAMES = st.sampled_from(

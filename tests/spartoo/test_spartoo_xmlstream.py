@@ -44,7 +44,7 @@ def test_orders_become_json_documents() -> None:
 
 
 def test_documents_validate_against_order_schema() -> None:
-    """The JSON form of the sample orders passes schemas/spartoo/order.schema.json."""
+    """The JSON form of the sample orders passes connector_spartoo/schemas/order.schema.json."""
     validator = jsonschema.Draft202012Validator(load_schema("order"))
     _, items = parse(document(HOME_ORDER, RELAY_ORDER))
     for item in items:

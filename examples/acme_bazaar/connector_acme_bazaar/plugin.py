@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
+from importlib.util import find_spec
 from typing import Any
 
 from connector_acme_bazaar import __version__
 from connector_acme_bazaar.client import DEFAULT_BASE_URL, call
 from connector_core import hookimpl
-from connector_core.errors import MappingError
+from connector_core.errors import ConfigError, MappingError
 from connector_core.models import (
     Address,
     Capability,
@@ -210,9 +211,17 @@ def push_shipment(store: StoreContext, order: Order, shipment: Shipment) -> Push
 # -- the sandbox, for the contract kit --------------------------------------------
 
 
+SANDBOX_NEEDS = ("starlette", "uvicorn", "python_multipart")  # the `sandbox` extra, by import name
+
+
 @hookimpl
 def sandbox_factory() -> Any:
-    """Local Acme Bazaar sandboxes (a real server on 127.0.0.1)."""
+    """Local Acme Bazaar sandboxes (a real server on 127.0.0.1), when the ``sandbox`` extra is installed."""
+    missing = [name for name in SANDBOX_NEEDS if find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"the Acme Bazaar sandbox needs {', '.join(missing)}: pip install 'connector-acme-bazaar[sandbox]'"
+        )
     from connector_acme_bazaar.sandbox import AcmeSandbox
 
     return AcmeSandbox

@@ -1,7 +1,8 @@
-"""The Spartoo JSON Schemas, read from package data (wheel) or the checkout.
+"""The Spartoo JSON Schemas, read from the package's data files.
 
-A wheel ships them as ``connector_spartoo/_schemas/spartoo/``; in a source
-checkout they live in ``<repo>/schemas/spartoo/``.
+They live inside the package, ``connector_spartoo/schemas/*.schema.json``, so
+an editable install, a wheel and a zipped install all read them the same way,
+through :mod:`importlib.resources`.
 """
 
 from __future__ import annotations
@@ -9,26 +10,30 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from connector_core.errors import ConfigError
 
+SCHEMA_NAMES = ("order", "settings")
 
-def schema_dir() -> Path:
-    """Folder holding ``order.schema.json`` and ``settings.schema.json``."""
-    packaged = resources.files("connector_spartoo") / "_schemas" / "spartoo"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    checkout = Path(__file__).resolve().parents[3] / "schemas" / "spartoo"
-    if checkout.is_dir():
-        return checkout
-    raise ConfigError("the Spartoo JSON Schemas are missing: reinstall connector-spartoo")
+
+def schema_file(name: str) -> Traversable:
+    """The packaged file of the schema ``name`` (``order`` or ``settings``)."""
+    if name not in SCHEMA_NAMES:
+        raise ConfigError(f"no Spartoo JSON Schema named {name!r}; known: {', '.join(SCHEMA_NAMES)}")
+    return resources.files("connector_spartoo").joinpath("schemas", f"{name}.schema.json")
 
 
 @cache
 def _load(name: str) -> str:
-    return (schema_dir() / f"{name}.schema.json").read_text(encoding="utf-8")
+    path = schema_file(name)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"the Spartoo JSON Schema {name}.schema.json is missing from connector_spartoo: reinstall connector-spartoo"
+        ) from None
 
 
 def load_schema(name: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Spartoo store settings: the JSON Schema and the typed value built from it.
 
-The schema is ``schemas/spartoo/settings.schema.json``. Keys a store leaves
+The schema is ``connector_spartoo/schemas/settings.schema.json``. Keys a store leaves
 out take the schema's defaults (:func:`SpartooSettings.from_dict`).
 """
 

@@ -11,7 +11,7 @@ document that carries a ``<!DOCTYPE>`` (the only place entities can be
 declared) is refused with :class:`HostileInputError`, as is a document
 larger than ``max_bytes`` or nested deeper than ``max_depth``.
 
-XML -> JSON (described in ``schemas/spartoo/order.schema.json``): a child
+XML -> JSON (described in ``connector_spartoo/schemas/order.schema.json``): a child
 element becomes a key named after its tag; an element with children becomes
 an object; a leaf becomes its stripped text, or ``None`` when empty; the tags
 in :data:`LIST_TAGS` are always lists and any other tag that repeats becomes

@@ -1,1 +1,27 @@
-"""A local stand-in for Spartoo's seller web service (see ``plugins/spartoo/SANDBOX.md``)."""
+"""A local stand-in for Spartoo's seller web service (see ``plugins/spartoo/SANDBOX.md``).
+
+The server (``app``, ``server``) needs the ``sandbox`` extra of
+connector-spartoo (starlette, uvicorn, python-multipart); the plugin itself
+does not, so ``hooks`` imports the server only when a sandbox is started.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+from connector_core.errors import ConfigError
+
+EXTRA = "connector-spartoo[sandbox]"
+"""What to install for the sandbox."""
+
+#: Import names of the extra's distributions (python-multipart: either name, by version).
+_NEEDED = (("starlette",), ("uvicorn",), ("python_multipart", "multipart"))
+
+
+def require_extra() -> None:
+    """Raise a one-line :class:`ConfigError` naming the extra when a sandbox dependency is missing."""
+    missing = [names[0] for names in _NEEDED if not any(find_spec(name) is not None for name in names)]
+    if missing:
+        raise ConfigError(
+            f"the Spartoo sandbox needs {', '.join(missing)}, which are not installed: pip install '{EXTRA}'"
+        )

@@ -32,13 +32,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector_spartoo.sandbox.data import SELLER_STATUSES, SITES, OrderBook, format_date, parse_request_date
-
-DEFAULT_PARTNER_ID = "5A4DB0C0FFEE0001"
-"""The sandbox's public test partner ID (not a secret: it only opens this sandbox)."""
-DEACTIVATED_PARTNER_ID = "5A4DB0C0FFEE0428"
-"""A partner ID the sandbox knows but treats as deactivated (answers -428)."""
-DEFAULT_QUOTA_PER_HOUR = 1_000_000
-"""Requests per partner per clock hour before -429 (Spartoo's real quota is unknown)."""
+from connector_spartoo.sandbox.defaults import DEACTIVATED_PARTNER_ID as DEACTIVATED_PARTNER_ID
+from connector_spartoo.sandbox.defaults import DEFAULT_PARTNER_ID as DEFAULT_PARTNER_ID
+from connector_spartoo.sandbox.defaults import DEFAULT_QUOTA_PER_HOUR as DEFAULT_QUOTA_PER_HOUR
 
 FAULT_RATES = ("error_rate", "drop_rate", "malformed_rate", "quota_rate")
 XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -11,16 +11,18 @@ import click
 from connector_core import hookimpl
 from connector_core.secrets import MASK
 from connector_core.testing.sandbox import SandboxFactory
-from connector_spartoo.sandbox.app import DEACTIVATED_PARTNER_ID, DEFAULT_PARTNER_ID, DEFAULT_QUOTA_PER_HOUR
+from connector_spartoo.sandbox import require_extra
 from connector_spartoo.sandbox.data import SITES
-from connector_spartoo.sandbox.server import SpartooSandbox
-from connector_spartoo.sandbox.server import sandbox_factory as _factory
+from connector_spartoo.sandbox.defaults import DEACTIVATED_PARTNER_ID, DEFAULT_PARTNER_ID, DEFAULT_QUOTA_PER_HOUR
 
 
 @hookimpl
 def sandbox_factory() -> SandboxFactory:
     """The Spartoo sandbox factory: ``factory(orders=N, seed=S, ...)`` is a context manager of a running sandbox."""
-    return _factory
+    require_extra()
+    from connector_spartoo.sandbox.server import sandbox_factory as factory  # the server needs the sandbox extra
+
+    return factory
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -76,6 +78,9 @@ def spartoo_sandbox(
     as_json: bool,
 ) -> None:
     """Serve a local Spartoo seller web service until Ctrl-C (see plugins/spartoo/SANDBOX.md)."""
+    require_extra()
+    from connector_spartoo.sandbox.server import SpartooSandbox  # the server needs the sandbox extra
+
     sandbox = SpartooSandbox(
         orders=orders,
         seed=seed,
