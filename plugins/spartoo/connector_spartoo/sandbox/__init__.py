@@ -14,13 +14,13 @@ from connector_core.errors import ConfigError
 EXTRA = "connector-spartoo[sandbox]"
 """What to install for the sandbox."""
 
-#: Import names of the extra's distributions (python-multipart: either name, by version).
-_NEEDED = (("starlette",), ("uvicorn",), ("python_multipart", "multipart"))
+#: The extra's distributions and their import names (python-multipart: either name, by version).
+_NEEDED = {"starlette": ("starlette",), "uvicorn": ("uvicorn",), "python-multipart": ("python_multipart", "multipart")}
 
 
 def require_extra() -> None:
     """Raise a one-line :class:`ConfigError` naming the extra when a sandbox dependency is missing."""
-    missing = [names[0] for names in _NEEDED if not any(find_spec(name) is not None for name in names)]
+    missing = [dist for dist, names in _NEEDED.items() if all(find_spec(name) is None for name in names)]
     if missing:
         raise ConfigError(
             f"the Spartoo sandbox needs {', '.join(missing)}, which are not installed: pip install '{EXTRA}'"
