@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from connector_core.db.connection import transaction
 from connector_core.errors import LeaseBusyError, StoreError
 
 log = logging.getLogger("connector_core.db.leases")
@@ -70,18 +71,16 @@ def _not_zombie(pid: int) -> bool:
 def try_acquire(conn: sqlite3.Connection, name: str, owner: str, purpose: str, ttl: float) -> str | None:
     """Take lease ``name`` for ``owner`` if it is free or stale; return ``None``, or the holder's owner id.
 
-    Runs its own ``BEGIN IMMEDIATE`` transaction on ``conn`` (which must be
-    in autocommit mode, as the order book's connection is).
+    One write transaction (:func:`connector_core.db.connection.transaction`):
+    two takers cannot both win.
     """
     now = time.time()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn, savepoint="lease", where="the lease table"):
         row = conn.execute("SELECT owner, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
         if row is not None:
             holder, expires = str(row[0]), float(row[1])
             if holder != owner and expires > now and _owner_alive(holder):
-                conn.execute("ROLLBACK")
-                return holder
+                return holder  # nothing was written: the commit is empty
             if holder != owner:
                 log.info("lease %s: taking over a stale lease of %s", name, holder)
         conn.execute(
@@ -90,10 +89,6 @@ def try_acquire(conn: sqlite3.Connection, name: str, owner: str, purpose: str, t
             " expires_at = excluded.expires_at, acquired_at = excluded.acquired_at",
             (name, owner, purpose, now + ttl, now),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return None
 
 

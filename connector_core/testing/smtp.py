@@ -33,6 +33,8 @@ class Received:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     raw: bytes = attrs.field(repr=False)
+    peer: Any = None
+    """The client's address and port: messages of one SMTP session share it."""
 
 
 @attrs.define
@@ -58,7 +60,9 @@ class RecordingHandler:
             raw = bytes(envelope.original_content or envelope.content)
             parsed = email.message_from_bytes(raw, policy=email.policy.default)
             assert isinstance(parsed, EmailMessage)
-            self.received.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), parsed, raw))
+            self.received.append(
+                Received(envelope.mail_from, tuple(envelope.rcpt_tos), parsed, raw, peer=getattr(session, "peer", None))
+            )
         return "250 2.0.0 message accepted"
 
 

@@ -238,3 +238,36 @@ def test_secret_never_leaks(
     everything = "\n".join([caplog.text, out, err, *texts])
     assert caplog.records, "the run should have logged something to search"
     assert PARTNER not in everything and "FEDCBA9876543210" not in everything
+
+
+def test_orders_show_right_after_a_push_shows_spartoo_status_3(sandbox: SpartooSandbox, tmp_path: Any) -> None:
+    """After `push`, `orders show` gives status shipped and Spartoo's status 3 at once, with no sync between."""
+    import json
+
+    from click.testing import CliRunner
+
+    from connector_core.cli import App, cli
+    from connector_core.plugins import PluginHost
+
+    host = PluginHost.create()
+    db = str(tmp_path / "book.sqlite3")
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        result = runner.invoke(cli, ["--db", db, *args], obj=App(host_factory=lambda: host))
+        assert result.exit_code == 0, result.output
+        return result
+
+    settings = tmp_path / "s.json"
+    settings.write_text(json.dumps({**sandbox.settings(), "initial_lookback_days": 40}), encoding="utf-8")
+    run("stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
+    run("sync")
+    listed = json.loads(run("orders", "list", "--status", "awaiting_shipment", "--json").output)
+    key = listed[0]["order_key"]
+    assert listed[0]["marketplace_status"] == "2"
+    run("ship", key, "--tracking", "6A0000000001", "--store", "sp")
+    run("push")
+    shown = json.loads(run("orders", "show", key, "--store", "sp", "--json").output)
+    assert shown["status"] == "shipped"
+    assert shown["marketplace_status"]["code"] == "3"
+    assert {o["order_key"]: o["status"] for o in sandbox.orders()}[key] == "3"
