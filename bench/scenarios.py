@@ -68,6 +68,29 @@ def sandbox_process(
             proc.stdout.close()
 
 
+def core() -> Any:
+    """The host's parts the scenarios use, wherever this checkout keeps them.
+
+    The order book moved from ``connector_core.store`` to ``connector_core.db``
+    (and the worker and concurrency helpers with it): the scenarios run on an
+    older checkout too, so ``bench/compare.py`` can measure both in one run.
+    """
+    import types
+
+    try:
+        from connector_core.db import OrderBook
+        from connector_core.forking import auto_workers
+        from connector_core.push.concurrent import push_concurrently
+        from connector_core.sync.many import sync_all
+    except ImportError:  # an older checkout
+        from connector_core.parallel import push_concurrently, sync_all  # type: ignore[import-not-found,no-redef]
+        from connector_core.store import OrderBook  # type: ignore[import-not-found,no-redef]
+        from connector_core.workers import auto_workers  # type: ignore[import-not-found,no-redef]
+    return types.SimpleNamespace(
+        OrderBook=OrderBook, auto_workers=auto_workers, push_concurrently=push_concurrently, sync_all=sync_all
+    )
+
+
 def serve_sandbox(orders: int, latency_ms: float, partners: int, seed: int, sites: Sequence[str]) -> None:
     """Child body: run a sandbox until stdin closes."""
     from connector_spartoo.sandbox.server import SpartooSandbox
@@ -105,10 +128,11 @@ def import_orders(url: str, partner_id: str, sites: Sequence[str], db: Path) -> 
     """Child body: one store's full first sync through the real engine; returns figures."""
     import resource
 
-    from connector_core.db import OrderBook
     from connector_core.engine import Engine
-    from connector_core.forking import auto_workers
     from connector_core.plugins import PluginHost
+
+    parts = core()
+    OrderBook, auto_workers = parts.OrderBook, parts.auto_workers
 
     host = PluginHost.create()
     settings = store_settings(url, partner_id, sites)
@@ -184,10 +208,11 @@ def many_stores(
     url: str, partner_ids: Sequence[str], sites_per_store: int, concurrency: int, db: Path, processes: int = 1
 ) -> dict[str, Any]:
     """Child body: one full sync of every store, ``concurrency`` at a time over ``processes`` processes."""
-    from connector_core.db import OrderBook
     from connector_core.engine import Engine
     from connector_core.plugins import PluginHost
-    from connector_core.sync.many import sync_all
+
+    parts = core()
+    OrderBook, sync_all = parts.OrderBook, parts.sync_all
 
     host = PluginHost.create()
     names = []
@@ -222,11 +247,12 @@ def push_shipments(
     """Child body: import and auto-accept orders, record shipments, then time one push at ``latency_ms``."""
     from datetime import UTC, datetime
 
-    from connector_core.db import OrderBook
     from connector_core.engine import Engine
     from connector_core.models import OrderStatus, Shipment
     from connector_core.plugins import PluginHost
-    from connector_core.push.concurrent import push_concurrently
+
+    parts = core()
+    OrderBook, push_concurrently = parts.OrderBook, parts.push_concurrently
 
     host = PluginHost.create()
     with OrderBook(db) as book:
@@ -270,18 +296,13 @@ def push_shipments(
 def default_sync(url: str, partner_id: str, sites: Sequence[str], latency_ms: float, db: Path) -> dict[str, Any]:
     """Child body: one store with Spartoo's default settings (auto-accept on), synced at ``latency_ms``.
 
-    Runs on this checkout or an older one (the order book moved from
-    ``connector_core.store`` to ``connector_core.db``), so the two can be
-    measured side by side in one run.
+    Runs on an older checkout too (:func:`core`).
     """
-    try:
-        from connector_core.db import OrderBook
-    except ImportError:  # an older checkout
-        from connector_core.store import OrderBook  # type: ignore[import-not-found,no-redef]
     from connector_core.engine import Engine
     from connector_core.models import OrderStatus
     from connector_core.plugins import PluginHost
 
+    OrderBook = core().OrderBook
     host = PluginHost.create()
     settings = {"partner_id": partner_id, "sites": list(sites), "base_url": f"{url}/{{site}}/mp/", "timeout": 600}
     host.validate_settings("spartoo", settings)
