@@ -59,15 +59,7 @@ class OutboxTables:
 
     def list_outbox(self, *, store: str | None = None, state: str | None = None) -> list[OutboxEntry]:
         """Outbox entries, oldest first."""
-        sql = "SELECT * FROM outbox WHERE 1 = 1"
-        args: list[Any] = []
-        if store is not None:
-            sql += " AND store = ?"
-            args.append(store)
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        return [outbox_entry(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+        return [outbox_entry(r) for r in _select(self.conn, "outbox", "id", store=store, state=state)]
 
     def pending_shipments(self, store: str) -> list[OutboxEntry]:
         """Shipments of ``store`` waiting to be pushed, oldest first."""
@@ -142,15 +134,9 @@ class OutboxTables:
 
     def list_accepts(self, *, store: str | None = None, state: str | None = None) -> list[AcceptEntry]:
         """Accept intents, oldest first."""
-        sql = "SELECT * FROM accepts WHERE 1 = 1"
-        args: list[Any] = []
-        if store is not None:
-            sql += " AND store = ?"
-            args.append(store)
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        return [accept_entry(r) for r in self.conn.execute(sql + " ORDER BY created_at, order_key", args)]
+        return [
+            accept_entry(r) for r in _select(self.conn, "accepts", "created_at, order_key", store=store, state=state)
+        ]
 
     def finish_accepts(
         self, store: str, done: Sequence[str], retry: Sequence[tuple[str, str]], failed: Sequence[tuple[str, str]]
@@ -172,3 +158,10 @@ class OutboxTables:
                 " WHERE store = ? AND order_key = ?",
                 [(error, store, key) for key, error in failed],
             )
+
+
+def _select(conn: sqlite3.Connection, table: str, order: str, **equal: str | None) -> list[sqlite3.Row]:
+    """Rows of ``table`` (a name of ours, never user input) whose given columns equal the values not ``None``."""
+    given = {column: value for column, value in equal.items() if value is not None}
+    where = " AND ".join(f"{column} = ?" for column in given) or "1 = 1"
+    return conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", list(given.values())).fetchall()
