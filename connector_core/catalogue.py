@@ -186,6 +186,20 @@ def list_entries(conn: sqlite3.Connection, *, limit: int | None = None) -> list[
     return [_entry(r) for r in conn.execute(sql)]
 
 
+def page_entries(
+    conn: sqlite3.Connection, *, limit: int | None = 1000, offset: int = 0, search: str | None = None
+) -> tuple[list[CatalogueEntry], int]:
+    """Catalogue entries by SKU (``limit`` from ``offset``, SKU or name containing ``search``) and how many match."""
+    where, args = "", []
+    if search:
+        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where = " WHERE sku LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
+        args = [f"%{escaped}%"] * 2
+    total = int(conn.execute("SELECT count(*) FROM catalogue" + where, args).fetchone()[0])
+    rows = conn.execute(_SELECT + where + " ORDER BY sku LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset])
+    return [_entry(r) for r in rows], total
+
+
 def lookup_for(conn: sqlite3.Connection, skus: Iterable[str]) -> dict[str, CatalogueEntry]:
     """Entries for ``skus`` in one query per 500 SKUs (a mapping usable by :func:`enrich`)."""
     wanted = sorted({s for s in skus if s})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from connector_core import catalogue, notify
+from connector_core import catalogue, notify, shipments
 from connector_core.errors import ConnectorError
 from connector_core.models import Order, Shipment, StatusChange
 from connector_core.push import concurrent as push_many
@@ -19,10 +19,12 @@ from connector_core.push import outbox
 from connector_core.push.outbox import PushAttempt, PushOutcome, PushReport
 from connector_core.runtime import Runtime
 from connector_core.store_context import StoreContext
-from connector_core.sync import many, quarantine, runner
+from connector_core.db.rows import OutboxEntry
+from connector_core.sync import many, quarantine, remap, runner
 from connector_core.sync.pipeline import MappedPage
 from connector_core.sync.quarantine import RetryOutcome
-from connector_core.sync.runner import Progress, SyncReport
+from connector_core.sync.remap import RemapReport
+from connector_core.sync.runner import Progress, StopSignal, SyncReport
 
 __all__ = [
     "Engine",
@@ -30,6 +32,7 @@ __all__ = [
     "PushAttempt",
     "PushOutcome",
     "PushReport",
+    "RemapReport",
     "RetryOutcome",
     "SyncReport",
 ]
@@ -40,9 +43,16 @@ class Engine(Runtime):
 
     # -- sync ----------------------------------------------------------------
 
-    def sync(self, store_name: str, progress: Progress | None = None) -> SyncReport:
-        """Import the store's new and changed orders (:mod:`connector_core.sync.runner`)."""
-        return runner.sync_store(self, store_name, progress)
+    def sync(self, store_name: str, progress: Progress | None = None, stop: StopSignal | None = None) -> SyncReport:
+        """Import the store's new and changed orders (:mod:`connector_core.sync.runner`).
+
+        Once ``stop`` is set, the sync ends after the page it is storing.
+        """
+        return runner.sync_store(self, store_name, progress, stop)
+
+    def remap(self, store_name: str) -> RemapReport:
+        """Map the store's stored orders again from their raw copies (:mod:`connector_core.sync.remap`)."""
+        return remap.remap_store(self, store_name)
 
     def sync_all(
         self, stores: Sequence[str], *, concurrency: int = 8, processes: int = 1
@@ -72,8 +82,11 @@ class Engine(Runtime):
         return self._transition(store_name, order_key, lambda s, o: self.host.accept_order(s, o))
 
     def cancel(self, store_name: str, order_key: str, reason: str | None = None) -> StatusChange:
-        """Cancel an order on the marketplace and record its new status."""
-        return self._transition(store_name, order_key, lambda s, o: self.host.cancel_order(s, o, reason))
+        """Cancel an order on the marketplace and record its new status, and the reason with the order."""
+        change = self._transition(store_name, order_key, lambda s, o: self.host.cancel_order(s, o, reason))
+        if reason and (not change.already_applied or not self.book.get_cancel_reason(store_name, order_key)):
+            self.book.set_cancel_reason(store_name, order_key, reason)
+        return change
 
     def _transition(
         self, store_name: str, order_key: str, call: Callable[[StoreContext, Order], StatusChange]
@@ -92,6 +105,18 @@ class Engine(Runtime):
     def record_shipment(self, shipment: Shipment) -> int:
         """Validate a shipment and put it in the outbox; return its outbox id (same shipment, same id)."""
         return outbox.record_shipment(self, shipment)
+
+    def ship(self, shipment: Shipment, *, force: bool = False) -> shipments.Recorded:
+        """Check a shipment against the book (cancelled? shipped with another tracking number?) and record it."""
+        return shipments.record(self, shipment, force=force)
+
+    def retry_shipment(self, outbox_id: int) -> OutboxEntry:
+        """Put a failed, conflicting or dropped shipment back in the outbox (pushed by the next push)."""
+        return shipments.retry(self, outbox_id)
+
+    def drop_shipment(self, outbox_id: int) -> OutboxEntry:
+        """Take a shipment out of the outbox for good."""
+        return shipments.drop(self, outbox_id)
 
     def push(self, store_name: str, *, concurrency: int = 1, processes: int = 1) -> PushReport:
         """Push every pending shipment of the store (:mod:`connector_core.push`).

@@ -1,7 +1,7 @@
 """The ``connector-host`` command line.
 
 One module per command group (:mod:`.stores`, :mod:`.sync`, :mod:`.orders`,
-:mod:`.rejected`, :mod:`.ship`, :mod:`.run`, :mod:`.demo`, :mod:`.settings`,
+:mod:`.rejected`, :mod:`.ship`, :mod:`.shipments`, :mod:`.runs`, :mod:`.run`, :mod:`.demo`, :mod:`.settings`,
 :mod:`.contract`, :mod:`.marketplaces`), each a plugin of the project's own
 ``register_commands`` hook: the built-in commands are registered through it
 when this package is imported, exactly as an installed plugin adds its own
@@ -37,8 +37,10 @@ from connector_core.cli import (
     orders,
     rejected,
     run,
+    runs,
     settings,
     ship,
+    shipments,
     stores,
     sync,
 )
@@ -62,7 +64,20 @@ __all__ = [
     "table",
 ]
 
-BUILTIN_COMMANDS = (marketplaces, stores, sync, orders, rejected, ship, run, demo, settings, contract)
+BUILTIN_COMMANDS = (
+    marketplaces,
+    stores,
+    sync,
+    orders,
+    rejected,
+    ship,
+    shipments,
+    runs,
+    run,
+    demo,
+    settings,
+    contract,
+)
 """The built-in command modules, in the order their groups are added (``settings`` extends ``stores``)."""
 
 
@@ -72,7 +87,8 @@ BUILTIN_COMMANDS = (marketplaces, stores, sync, orders, rejected, ship, run, dem
     "--db",
     envvar="CONNECTOR_HOST_DB",
     type=click.Path(dir_okay=False),
-    help="Order book file [env CONNECTOR_HOST_DB; default $XDG_DATA_HOME/connector-host/orders.sqlite3].",
+    help="Order book file, in a folder that exists [env CONNECTOR_HOST_DB;"
+    " default $XDG_DATA_HOME/connector-host/orders.sqlite3, created if need be].",
 )
 @click.option("-v", "--verbose", count=True, help="Log progress (-v) or everything (-vv) to stderr.")
 @click.pass_context
@@ -81,6 +97,7 @@ def cli(ctx: click.Context, db: str | None, verbose: int) -> None:
     app = ctx.obj if isinstance(ctx.obj, App) else App()
     if db is not None:
         app.db = db
+        app.db_typed = ctx.get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE
     ctx.obj = app
     ctx.call_on_close(app.close)
     if verbose:

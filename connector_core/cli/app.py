@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,6 +15,7 @@ import click
 
 from connector_core.cli.output import UserError
 from connector_core.db.book import OrderBook
+from connector_core.db.connection import default_db_path
 from connector_core.engine import Engine
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.plugins import PluginHost, get_plugin_manager
@@ -46,6 +50,8 @@ class App:
 
     host_factory: HostFactory = default_host
     db: str | None = None
+    db_typed: bool = False
+    """Whether ``db`` was typed as ``--db`` (then its folder must exist) rather than taken from the environment."""
     _host: PluginHost | None = None
     _book: OrderBook | None = None
 
@@ -58,8 +64,20 @@ class App:
 
     @property
     def book(self) -> OrderBook:
-        """The order book (opened on first use)."""
+        """The order book (opened on first use).
+
+        A path typed as ``--db`` must be in a folder that exists: a mistyped
+        path is refused rather than turned into a new, empty book. The
+        default location (and ``$CONNECTOR_HOST_DB``'s) is created.
+        """
         if self._book is None:
+            if self.db is not None and self.db_typed:
+                folder = Path(self.db).expanduser().parent
+                if not folder.is_dir():
+                    raise ConfigError(
+                        f"--db {self.db}: the folder {folder} does not exist; check the path, or create the"
+                        f" folder first (mkdir -p {folder}) to start a new order book there"
+                    )
             self._book = OrderBook(self.db)
         return self._book
 
@@ -88,6 +106,13 @@ class HostGroup(click.Group):
             raise UserError(err.message) from None
 
 
+def check_store(app: App, store: str | None) -> str | None:
+    """``store`` if it names a store of the book (or is ``None``); else the one-line "no store named" error."""
+    if store is not None:
+        app.book.get_store(store)
+    return store
+
+
 def store_names(app: App, store: str | None) -> list[str]:
     if store is not None:
         app.book.get_store(store)
@@ -107,3 +132,51 @@ def resolve_order(app: App, key: str, store: str | None) -> tuple[str, str]:
     if len(stores) > 1:
         raise ConfigError(f"order {key!r} exists in stores {', '.join(stores)}: pass --store")
     return stores[0], key
+
+
+def _book_path(ctx: click.Context) -> Path:
+    db = ctx.find_root().params.get("db")
+    return Path(db).expanduser() if db else default_db_path()
+
+
+def complete_stores(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of store names, read from the order book without creating or changing it."""
+    path = _book_path(ctx)
+    if not path.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM stores ORDER BY name")]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def store_option(help: str = "Only this store.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--store NAME``, with shell completion of the book's store names."""
+    return click.option("--store", metavar="NAME", help=help, shell_complete=complete_stores)
+
+
+def store_argument(name: str = "name") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A store name argument, with shell completion of the book's store names."""
+    return click.argument(name, metavar="STORE", shell_complete=complete_stores)
+
+
+def parse_when(text: str | None, option: str) -> str | None:
+    """A ``--since``/``--until`` value (``2026-11-30`` or ``2026-11-30T08:00`` UTC, or ISO with an offset)
+    as the UTC text the book compares with; a one-line error says what is expected."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r}: give a date as YYYY-MM-DD or a time as YYYY-MM-DDTHH:MM (UTC unless an offset"
+            " such as +01:00 is given)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -12,8 +12,11 @@ from connector_core import hookimpl
 from connector_core.cli.app import App, pass_app
 from connector_core.cli.output import out
 from connector_core.cli.ship import push_lines
-from connector_core.cli.sync import WORKERS_OPTION, sync_line, sync_stores
+from connector_core.cli.sync import WORKERS_OPTION, interrupted_line, sync_line, sync_stores
+from connector_core.clock import now_iso
 from connector_core.errors import ConnectorError
+from connector_core.push.outbox import PushReport
+from connector_core.sync.runner import SyncReport
 
 
 def add_run_command(group: click.Group) -> None:
@@ -41,10 +44,14 @@ def add_run_command(group: click.Group) -> None:
             while not stop.is_set():
                 cycles += 1
                 names = [s.name for s in app.book.list_stores()]
+                synced: list[SyncReport] = []
+                pushed: list[PushReport] = []
+                errors = 0
                 for name in names:
                     if stop.is_set():
                         break
-                    _run_store(app, name, workers)
+                    errors += _run_store(app, name, workers, stop, synced, pushed)
+                out(_cycle_line(cycles, names, synced, pushed, errors))
                 if max_cycles is not None and cycles >= max_cycles:
                     break
                 stop.wait(interval)
@@ -54,14 +61,46 @@ def add_run_command(group: click.Group) -> None:
         out(f"stopped after {cycles} cycle(s)")
 
 
-def _run_store(app: App, name: str, workers: int | None) -> None:
+def _cycle_line(cycle: int, names: list[str], synced: list[SyncReport], pushed: list[PushReport], errors: int) -> str:
+    """One timestamped line per cycle: what it did in all."""
+    new = sum(r.inserted for r in synced)
+    updated = sum(r.updated for r in synced)
+    rejected = sum(r.rejected for r in synced)
+    accepted = sum(r.accepted for r in synced)
+    sent = sum(r.pushed for r in pushed)
+    refused = sum(r.failed + r.conflicts for r in pushed)
+    return (
+        f"{now_iso()} cycle {cycle}: {len(synced)} of {len(names)} store(s) synced, {new} new, {updated} updated,"
+        f" {rejected} rejected, {accepted} accepted; {sent} shipment(s) pushed, {refused} not accepted;"
+        f" {errors} error(s)"
+    )
+
+
+def _run_store(
+    app: App,
+    name: str,
+    workers: int | None,
+    stop: threading.Event,
+    synced: list[SyncReport],
+    pushed: list[PushReport],
+) -> int:
+    """Sync and push one store; return 1 if it failed (the error is printed), else 0."""
     try:
-        reports, _ = sync_stores(app, [name], workers)
-        out(sync_line(reports[0]))
-        for line in push_lines(app.engine.push(name)):
+        reports, _ = sync_stores(app, [name], workers, stop=stop)
+        if not reports:
+            return 0
+        synced.append(reports[0])
+        out(interrupted_line(reports[0]) if reports[0].interrupted else sync_line(reports[0]))
+        if stop.is_set():
+            return 0
+        report = app.engine.push(name)
+        pushed.append(report)
+        for line in push_lines(report):
             out(line)
     except ConnectorError as err:
         out(f"error: {name}: {err.message}", err=True)
+        return 1
+    return 0
 
 
 @hookimpl

@@ -14,13 +14,15 @@ Registered through ``register_commands`` after the ``stores`` group exists.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 
 from connector_core import catalogue, hookimpl, host_settings, notify
-from connector_core.cli.app import App, pass_app
-from connector_core.cli.output import out, out_json, table
+from connector_core.cli.app import App, check_store, complete_stores, pass_app, store_argument, store_option
+from connector_core.cli.output import out, out_json, showing, table
+from connector_core.db.history import Page
 from connector_core.errors import ConfigError
 from connector_core.models import to_json
 
@@ -36,6 +38,13 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
+def _typed(value: Any) -> str:
+    """A setting's value as ``--set`` takes it: ``true``/``false``, ``null``, numbers, text as it is."""
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return str(value)
+
+
 def add_settings_commands(group: click.Group) -> None:
     """Add ``stores settings``, ``products`` and ``notifications`` to ``group``."""
     stores = group.commands.get("stores")
@@ -43,7 +52,7 @@ def add_settings_commands(group: click.Group) -> None:
         raise ConfigError("the stores command group is missing")
 
     @stores.command("settings")
-    @click.argument("name")
+    @store_argument()
     @click.option(
         "--set", "pairs", multiple=True, metavar="KEY=VALUE", help="e.g. notifications.shipment_confirmation=true"
     )
@@ -68,9 +77,7 @@ def add_settings_commands(group: click.Group) -> None:
             out_json({"store": name, "settings": shown, "set": sorted(k for k, _ in _flatten(stored))})
             return
         explicit = {k for k, _ in _flatten(stored)}
-        rows = [
-            (key, "null" if v is None else str(v), "" if key in explicit else "default") for key, v in _flatten(shown)
-        ]
+        rows = [(key, _typed(v), "" if key in explicit else "default") for key, v in _flatten(shown)]
         if pairs:
             out(f"saved {len(pairs)} setting(s) of store {name}")
         table(f"host settings of {name}", ["key", "value", ""], rows)
@@ -81,7 +88,13 @@ def add_settings_commands(group: click.Group) -> None:
 
     @products.command("import")
     @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
-    @click.option("--from-store", "from_store", metavar="NAME", help="Import the store's marketplace catalogue.")
+    @click.option(
+        "--from-store",
+        "from_store",
+        metavar="NAME",
+        help="Import the store's marketplace catalogue.",
+        shell_complete=complete_stores,
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
     def products_import(app: App, file: str | None, from_store: str | None, as_json: bool) -> None:
@@ -110,17 +123,22 @@ def add_settings_commands(group: click.Group) -> None:
         out(f"imported {report.rows} product(s) from {report.source}: {report.inserted} new, {report.updated} updated")
 
     @products.command("list")
+    @click.option("--search", metavar="TEXT", help="A part of the SKU or the name.")
     @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+    @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many (to page on).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
-    def products_list(app: App, limit: int, as_json: bool) -> None:
+    def products_list(app: App, search: str | None, limit: int, offset: int, as_json: bool) -> None:
         """List the catalogue by SKU."""
-        entries = catalogue.list_entries(app.book.conn, limit=limit)
+        entries, total = catalogue.page_entries(app.book.conn, limit=limit, offset=offset, search=search)
+        page = Page(entries, total, offset)
         if as_json:
             out_json([to_json(e) for e in entries])
+            showing(page.showing("products"), as_json=True)
             return
+        showing(page.showing("products"))
         table(
-            f"{len(entries)} product(s)",
+            None,
             ["sku", "name", "weight", "location", "image", "ean", "upc"],
             [
                 (
@@ -134,6 +152,7 @@ def add_settings_commands(group: click.Group) -> None:
                 )
                 for e in entries
             ],
+            keep=("sku",),
         )
 
     @group.group("notifications")
@@ -170,12 +189,13 @@ def add_settings_commands(group: click.Group) -> None:
         )
 
     @notifications.command("list")
-    @click.option("--store", help="Only this store.")
+    @store_option()
     @click.option("--state", type=click.Choice(notify.STATES), help="Only this state.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
     def notifications_list(app: App, store: str | None, state: str | None, as_json: bool) -> None:
         """List customer e-mails, oldest first."""
+        check_store(app, store)
         items = notify.list_notifications(app.book.conn, store=store, state=state)
         if as_json:
             out_json(_rows(items))
@@ -184,11 +204,12 @@ def add_settings_commands(group: click.Group) -> None:
 
     @notifications.command("retry")
     @click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
-    @click.option("--store", help="Only this store.")
+    @store_option()
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
     def notifications_retry(app: App, ids: tuple[int, ...], store: str | None, as_json: bool) -> None:
         """Put failed e-mails back in the queue and send every e-mail that is due now."""
+        check_store(app, store)
         requeued = notify.retry_failed(app.book.conn, store=store, ids=ids)
         names = [store] if store else sorted({n.store for n in notify.list_notifications(app.book.conn)})
         sent = retrying = failed = 0

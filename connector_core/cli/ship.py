@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 
 import attrs
 import click
 
-from connector_core import hookimpl
-from connector_core.cli.app import App, pass_app, resolve_order, store_names
+from connector_core import hookimpl, shipments
+from connector_core.cli.app import App, check_store, pass_app, resolve_order, store_names, store_option
 from connector_core.cli.output import UserError, out, out_json
 from connector_core.cli.sync import concurrency_options
-from connector_core.errors import ConfigError
 from connector_core.models import Shipment, to_json
 from connector_core.push.outbox import PushReport
 
@@ -21,13 +19,18 @@ def push_lines(report: PushReport) -> list[str]:
     lines = [
         f"{report.store}: {report.pushed} pushed ({report.already_applied} already there), "
         f"{report.retry} to retry, {report.failed} failed"
+        + (f", {report.conflicts} in conflict with the marketplace" if report.conflicts else "")
     ]
     for o in report.outcomes:
         fields = ""
         if o.result is not None:
             fields = " " + ", ".join(f"{f.field}={f.outcome.value}" for f in o.result.fields)
         error = f" ({o.error})" if o.error else ""
+        if o.state == "conflict":
+            fields = ""  # nothing of it was taken: a per-field "sent" would say otherwise
         lines.append(f"  #{o.outbox_id} {o.order_key}: {o.state}{error}{fields}")
+    if report.failed or report.conflicts:
+        lines.append("  see `connector-host shipments list --state failed|conflict`; `shipments retry|drop ID`")
     return lines
 
 
@@ -42,7 +45,12 @@ def add_ship_commands(group: click.Group) -> None:
     @click.option("--cost", help="What the carrier charged (decimal).")
     @click.option("--notes-to-buyer", help="A note for the buyer.")
     @click.option("--no-notify", is_flag=True, help="Ask the marketplace not to notify the buyer.")
-    @click.option("--store", help="The order's store.")
+    @click.option(
+        "--force",
+        is_flag=True,
+        help="Record it even though the order already has a shipment with another tracking number.",
+    )
+    @store_option("The order's store.")
     @pass_app
     def ship(
         app: App,
@@ -53,14 +61,16 @@ def add_ship_commands(group: click.Group) -> None:
         cost: str | None,
         notes_to_buyer: str | None,
         no_notify: bool,
+        force: bool,
         store: str | None,
     ) -> None:
-        """Record a shipment in the outbox (sent by `push`)."""
-        name, key = resolve_order(app, order, store)
-        try:
-            fee = None if cost is None else Decimal(cost)
-        except InvalidOperation:
-            raise ConfigError(f"--cost must be a decimal amount, got {cost!r}") from None
+        """Record a shipment in the outbox (sent by `push`).
+
+        Refused for a cancelled order, and for an order that already has a
+        shipment with another tracking number (unless --force).
+        """
+        name, key = resolve_order(app, order, check_store(app, store))
+        fee = None if cost is None else shipments.parse_amount(cost, "--cost")
         shipment = Shipment(
             store=name,
             order_key=key,
@@ -72,11 +82,19 @@ def add_ship_commands(group: click.Group) -> None:
             notes_to_buyer=notes_to_buyer,
             notify_customer=not no_notify,
         )
-        outbox_id = app.engine.record_shipment(shipment)
-        out(f"shipment for {key} is in the outbox as #{outbox_id}; run `connector-host push` to send it")
+        done = app.engine.ship(shipment, force=force)
+        if done.new:
+            out(f"shipment for {key} is in the outbox as #{done.outbox_id}; run `connector-host push` to send it")
+        elif done.state == "pushed":
+            out(f"shipment for {key} was already pushed (#{done.outbox_id}); nothing to do")
+        elif done.state == "pending":
+            out(f"shipment for {key} is already in the outbox as #{done.outbox_id}; run `connector-host push`")
+        else:
+            out(f"shipment for {key} is already in the outbox as #{done.outbox_id}, {done.state}: see"
+                f" `shipments show {done.outbox_id}`; `shipments retry {done.outbox_id}` sends it again")  # fmt: skip
 
     @group.command("push")
-    @click.option("--store", help="Only this store (default: every store).")
+    @store_option("Only this store (default: every store).")
     @concurrency_options("shipments of a store pushed at once")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
@@ -96,7 +114,7 @@ def add_ship_commands(group: click.Group) -> None:
                                 "order_key": o.order_key,
                                 "state": o.state,
                                 "error": o.error,
-                                "result": None if o.result is None else to_json(o.result),
+                                "result": None if o.result is None or o.state == "conflict" else to_json(o.result),
                             }
                             for o in r.outcomes
                         ],
@@ -109,8 +127,11 @@ def add_ship_commands(group: click.Group) -> None:
                 for line in push_lines(r):
                     out(line)
         failed = sum(r.failed for r in reports)
-        if failed:
-            raise UserError(f"{failed} shipment(s) refused by the marketplace: see above")
+        conflicts = sum(r.conflicts for r in reports)
+        if failed or conflicts:
+            what = [f"{failed} shipment(s) refused by the marketplace"] if failed else []
+            what += [f"{conflicts} shipment(s) in conflict with what the marketplace holds"] if conflicts else []
+            raise UserError(f"{' and '.join(what)}: see above")
 
 
 @hookimpl

@@ -8,7 +8,7 @@ import click
 
 from connector_core import hookimpl, host_settings
 from connector_core import stores as store_ops
-from connector_core.cli.app import App, pass_app
+from connector_core.cli.app import App, pass_app, store_argument
 from connector_core.cli.output import out, out_json, table
 from connector_core.models import CANONICAL_STATUSES
 from connector_core.secrets import masked, register_settings
@@ -63,8 +63,36 @@ def add_store_commands(group: click.Group) -> None:
                 [(r["name"], r["marketplace"], r["orders"], json.dumps(r["cursor"]), r["created_at"]) for r in rows],
             )
 
+    @stores.command("update")
+    @store_argument()
+    @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A setting to change; repeat.")
+    @click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False), help="JSON settings.")
+    @pass_app
+    def stores_update(app: App, name: str, pairs: tuple[str, ...], settings_file: str | None) -> None:
+        """Change some settings of a store (sites, partner ID, timeout ...), keeping its orders.
+
+        The new settings are validated and the store connected with them
+        before anything is saved, as `stores add` does.
+        """
+        record = app.book.get_store(name)
+        if not pairs and settings_file is None:
+            raise click.UsageError("give the settings to change: --set KEY=VALUE (repeat) or --settings FILE")
+        schema = app.host.info(record.marketplace).settings_schema
+        changes = plugin_settings(schema, settings_file, pairs)
+        _, account = store_ops.update_store(app.book, app.host, name, changes)
+        out(f"updated store {name} ({', '.join(sorted(changes))}), connected as {account}")
+
+    @stores.command("check")
+    @store_argument()
+    @pass_app
+    def stores_check(app: App, name: str) -> None:
+        """Test the store's connection now with its saved settings (nothing is changed)."""
+        record = app.book.get_store(name)
+        result = store_ops.connect(app.host, record.marketplace, name, record.settings)
+        out(f"store {name} ({record.marketplace}): connected as {result.account}")
+
     @stores.command("show")
-    @click.argument("name")
+    @store_argument()
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
     def stores_show(app: App, name: str, as_json: bool) -> None:
@@ -110,7 +138,7 @@ def add_store_commands(group: click.Group) -> None:
         )
 
     @stores.command("remove")
-    @click.argument("name")
+    @store_argument()
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     @pass_app
     def stores_remove(app: App, name: str, yes: bool) -> None:
@@ -122,7 +150,7 @@ def add_store_commands(group: click.Group) -> None:
         out(f"removed store {name}")
 
     @stores.command("status-map")
-    @click.argument("name")
+    @store_argument()
     @click.argument("marketplace_status")
     @click.argument("canonical_status", type=click.Choice([*CANONICAL_STATUSES, "default"]))
     @pass_app
@@ -135,7 +163,9 @@ def add_store_commands(group: click.Group) -> None:
         status = None if canonical_status == "default" else canonical_status
         app.book.set_status_map(name, marketplace_status, status)
         target = status or "the plugin's default"
-        out(f"{name}: marketplace status {marketplace_status} -> {target} (applies from the next sync)")
+        out(f"{name}: marketplace status {marketplace_status} -> {target}")
+        out(f"new and changed orders get it at the next sync; `connector-host orders remap --store {name}`"
+            " applies it to the orders already stored")  # fmt: skip
 
 
 @hookimpl

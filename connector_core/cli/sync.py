@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 import attrs
@@ -12,12 +16,15 @@ import click
 from rich.console import Console
 
 from connector_core import hookimpl
-from connector_core.cli.app import App, pass_app, store_names
+from connector_core.cli.app import App, pass_app, store_names, store_option
 from connector_core.cli.output import UserError, out, out_json
 from connector_core.errors import ConnectorError
 from connector_core.forking import MAX_PROCESSES, MAX_WORKERS, WORKERS_ENV
 from connector_core.secrets import redact
-from connector_core.sync.runner import SyncReport
+from connector_core.sync.runner import StopSignal, SyncReport
+
+INTERRUPTED_EXIT = 130
+"""Exit status of a sync stopped by Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 def sync_line(r: SyncReport) -> str:
@@ -53,8 +60,53 @@ def _progress(store: str) -> Iterator[Callable[[SyncReport], None] | None]:
         yield update
 
 
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by the first Ctrl-C or SIGTERM (the work stops at its next page boundary).
+
+    A second Ctrl-C stops at once (``KeyboardInterrupt``). Outside the main
+    thread no handler can be installed: the event is then never set by a signal.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("stopping after the page being stored (Ctrl-C again to stop at once)", err=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def interrupted_line(r: SyncReport) -> str:
+    """What an interrupted sync kept, and how to go on."""
+    return (
+        f"{r.store}: interrupted after {r.pages} page(s): {r.stored} orders stored, each page with its cursor"
+        f" ({json_cursor(r.cursor)}); run `connector-host sync` again to go on from there"
+    )
+
+
+def json_cursor(cursor: Any) -> str:
+    return "cursor " + json.dumps(cursor, default=str) if cursor is not None else "no cursor saved yet"
+
+
 def sync_stores(
-    app: App, names: Sequence[str], workers: int | None = None, *, concurrency: int = 1, processes: int = 1
+    app: App,
+    names: Sequence[str],
+    workers: int | None = None,
+    *,
+    concurrency: int = 1,
+    processes: int = 1,
+    stop: StopSignal | None = None,
 ) -> tuple[list[SyncReport], list[str]]:
     """Sync each store; return the reports and one error line per store that failed.
 
@@ -76,9 +128,11 @@ def sync_stores(
                 reports.append(result)
         return reports, errors
     for name in names:
+        if stop is not None and stop.is_set():
+            break
         try:
             with _progress(name) as progress:
-                reports.append(engine.sync(name, progress=progress))
+                reports.append(engine.sync(name, progress=progress, stop=stop))
         except ConnectorError as err:
             if len(names) == 1:
                 raise
@@ -122,23 +176,34 @@ def add_sync_commands(group: click.Group) -> None:
     """``sync``."""
 
     @group.command("sync")
-    @click.option("--store", help="Only this store (default: every store).")
+    @store_option("Only this store (default: every store).")
     @WORKERS_OPTION
     @concurrency_options("stores synced at once")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
     def sync(app: App, store: str | None, workers: int | None, concurrency: int, processes: int, as_json: bool) -> None:
-        """Import new and changed orders from the marketplaces."""
-        reports, errors = sync_stores(
-            app, store_names(app, store), workers, concurrency=concurrency, processes=processes
-        )
+        """Import new and changed orders from the marketplaces.
+
+        Ctrl-C (or SIGTERM) stops after the page being stored: every page
+        stored so far is kept with its cursor, and the next sync goes on.
+        """
+        names = store_names(app, store)
+        with stop_on_signals() as stop:
+            reports, errors = sync_stores(
+                app, names, workers, concurrency=concurrency, processes=processes, stop=stop
+            )
         if as_json:
             out_json([attrs.asdict(r) for r in reports])
         else:
             for r in reports:
-                out(sync_line(r))
+                out(interrupted_line(r) if r.interrupted else sync_line(r))
         if errors:
             raise UserError("; ".join(errors))
+        if stop.is_set():
+            left = [n for n in names if n not in {r.store for r in reports}]
+            if left:
+                out(f"not synced: {', '.join(left)}", err=True)
+            raise SystemExit(INTERRUPTED_EXIT)
 
 
 @hookimpl

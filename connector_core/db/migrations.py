@@ -194,6 +194,57 @@ MIGRATIONS: list[str] = [
     ALTER TABLE order_items_v7 RENAME TO order_items;
     CREATE INDEX order_items_sku ON order_items(sku);
     """,
+    # v8: what the operator sees and corrects: outbox entries in conflict with the marketplace or
+    # dropped by hand (the outbox is rebuilt to widen its states), the reason an order was cancelled
+    # for, and the history of every sync and push (runs)
+    """
+    CREATE TABLE outbox_v8 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        store TEXT NOT NULL,
+        order_key TEXT NOT NULL,
+        shipment_key TEXT NOT NULL,
+        shipment TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'pushed', 'failed', 'conflict', 'dropped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        result TEXT,
+        created_at TEXT NOT NULL,
+        pushed_at TEXT,
+        conflict TEXT,
+        dropped_at TEXT,
+        UNIQUE (store, order_key, shipment_key),
+        FOREIGN KEY (store, order_key) REFERENCES orders(store, order_key) ON DELETE CASCADE
+    );
+    INSERT INTO outbox_v8 (id, store, order_key, shipment_key, shipment, state, attempts, last_error, result,
+                           created_at, pushed_at)
+        SELECT id, store, order_key, shipment_key, shipment, state, attempts, last_error, result, created_at,
+               pushed_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v8 RENAME TO outbox;
+    CREATE INDEX outbox_state ON outbox(store, state);
+    CREATE INDEX outbox_order ON outbox(store, order_key);
+    ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('sync', 'push')),
+        store TEXT NOT NULL REFERENCES stores(name) ON DELETE CASCADE,
+        sites TEXT,
+        state TEXT NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed', 'interrupted')),
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        fetched INTEGER NOT NULL DEFAULT 0,
+        stored INTEGER NOT NULL DEFAULT 0,
+        rejected INTEGER NOT NULL DEFAULT 0,
+        accepted INTEGER NOT NULL DEFAULT 0,
+        pushed INTEGER NOT NULL DEFAULT 0,
+        deferred INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        cursor TEXT
+    );
+    CREATE INDEX runs_store ON runs(store, started_at);
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 

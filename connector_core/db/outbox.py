@@ -10,7 +10,7 @@ idempotent on the marketplace's side, each result recorded on its row.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -57,9 +57,12 @@ class OutboxTables:
             raise StoreError(f"no shipment with outbox id {outbox_id}")
         return outbox_entry(row)
 
-    def list_outbox(self, *, store: str | None = None, state: str | None = None) -> list[OutboxEntry]:
-        """Outbox entries, oldest first."""
-        return [outbox_entry(r) for r in _select(self.conn, "outbox", "id", store=store, state=state)]
+    def list_outbox(
+        self, *, store: str | None = None, state: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[OutboxEntry]:
+        """Outbox entries, oldest first (``limit`` of them from ``offset``)."""
+        rows = _select(self.conn, "outbox", "id", store=store, state=state, limit=limit, offset=offset)
+        return [outbox_entry(r) for r in rows]
 
     def pending_shipments(self, store: str) -> list[OutboxEntry]:
         """Shipments of ``store`` waiting to be pushed, oldest first."""
@@ -97,9 +100,40 @@ class OutboxTables:
             )
 
     def requeue_shipment(self, outbox_id: int) -> None:
-        """Put a failed shipment back to pending."""
+        """Put a failed (or conflicting, or dropped) shipment back to pending."""
         with self.transaction() as c:
-            c.execute("UPDATE outbox SET state = 'pending', last_error = NULL WHERE id = ?", (outbox_id,))
+            c.execute(
+                "UPDATE outbox SET state = 'pending', last_error = NULL, conflict = NULL, dropped_at = NULL"
+                " WHERE id = ?",
+                (outbox_id,),
+            )
+
+    def mark_conflict(self, outbox_id: int, error: str, conflict: Mapping[str, Any]) -> None:
+        """Give up on a shipment that contradicts what the marketplace holds (e.g. another tracking number)."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE outbox SET state = 'conflict', attempts = attempts + 1, last_error = ?, conflict = ?"
+                " WHERE id = ?",
+                (error, dumps(dict(conflict)), outbox_id),
+            )
+
+    def drop_shipment(self, outbox_id: int) -> None:
+        """Take a shipment out of the outbox for good (kept, as ``dropped``, for the record)."""
+        with self.transaction() as c:
+            c.execute("UPDATE outbox SET state = 'dropped', dropped_at = ? WHERE id = ?", (now_iso(), outbox_id))
+
+    def order_shipments(self, store: str, order_key: str) -> list[OutboxEntry]:
+        """Every outbox entry of one order, oldest first."""
+        rows = self.conn.execute(
+            "SELECT * FROM outbox WHERE store = ? AND order_key = ? ORDER BY id", (store, order_key)
+        )
+        return [outbox_entry(r) for r in rows]
+
+    def count_outbox(self, *, store: str | None = None, state: str | None = None) -> int:
+        """How many outbox entries match (for "showing N of M")."""
+        given = {column: value for column, value in (("store", store), ("state", state)) if value is not None}
+        where = " AND ".join(f"{column} = ?" for column in given) or "1 = 1"
+        return int(self.conn.execute(f"SELECT count(*) FROM outbox WHERE {where}", list(given.values())).fetchone()[0])
 
     # -- accepts ---------------------------------------------------------------
 
@@ -160,8 +194,22 @@ class OutboxTables:
             )
 
 
-def _select(conn: sqlite3.Connection, table: str, order: str, **equal: str | None) -> list[sqlite3.Row]:
-    """Rows of ``table`` (a name of ours, never user input) whose given columns equal the values not ``None``."""
+def _select(
+    conn: sqlite3.Connection,
+    table: str,
+    order: str,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    **equal: str | None,
+) -> list[sqlite3.Row]:
+    """Rows of ``table`` (a name of ours, never user input) whose given columns equal the values not ``None``.
+
+    ``limit`` rows from ``offset`` (every row by default).
+    """
     given = {column: value for column, value in equal.items() if value is not None}
     where = " AND ".join(f"{column} = ?" for column in given) or "1 = 1"
-    return conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", list(given.values())).fetchall()
+    return conn.execute(
+        f"SELECT * FROM {table} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*given.values(), -1 if limit is None else limit, offset],
+    ).fetchall()

@@ -222,6 +222,9 @@ class OutboxEntry:
     result: PushResult | None
     created_at: str
     pushed_at: str | None
+    conflict: dict[str, Any] | None = None
+    """For a shipment in ``conflict``: what the marketplace holds against it (e.g. its tracking number)."""
+    dropped_at: str | None = None
 
 
 @attrs.frozen
@@ -277,6 +280,8 @@ def outbox_entry(row: sqlite3.Row) -> OutboxEntry:
         result=None if row["result"] is None else from_json(json.loads(row["result"]), PushResult),
         created_at=row["created_at"],
         pushed_at=row["pushed_at"],
+        conflict=None if row["conflict"] is None else json.loads(row["conflict"]),
+        dropped_at=row["dropped_at"],
     )
 
 

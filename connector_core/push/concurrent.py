@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from connector_core import history
 from connector_core.db.rows import OutboxEntry
 from connector_core.errors import ConnectorError
 from connector_core.forking import (
@@ -91,7 +92,10 @@ def push_concurrently(
     store = runtime.store_context(store_name)
     outcomes: list[PushOutcome] = []
     try:
-        with runtime.book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease:
+        with (
+            history.recording(runtime.book, "push", store_name, history.sites_of(store.settings)) as run,
+            runtime.book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease,
+        ):
             entries = runtime.book.pending_shipments(store_name)  # read again under the lease
 
             results: queue.SimpleQueue[PushAttempt | BaseException] = queue.SimpleQueue()
@@ -116,6 +120,7 @@ def push_concurrently(
                     left -= len(finished)
                     lease.check()
                     outcomes.extend(_record_batch(runtime, store, finished))
+                    outbox.count_push(run, outcomes)
 
             if senders is not None:
                 senders.start(entries, results)

@@ -6,8 +6,13 @@ is sent by :func:`attempt_push` (marketplace calls only, no write) and
 recorded by :func:`record_push` in one transaction (outbox state, customer
 e-mail, the order's status columns). A transient failure leaves the
 shipment pending for the next push; a permanent refusal marks it failed with
-the marketplace's reason. :mod:`connector_core.push.concurrent` runs the
-same two steps with many senders.
+the marketplace's reason. A shipment that contradicts what the marketplace
+holds (the order was shipped already with another tracking number: the
+marketplace refuses it, or says "already there" of a number it never got) is
+a ``conflict``: not accepted, no e-mail, both numbers kept on the row.
+Every push that has work is recorded in the run history
+(:mod:`connector_core.history`). :mod:`connector_core.push.concurrent` runs
+the same two steps with many senders.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from connector_core import notify
-from connector_core.errors import ConnectorError, TransientError
+from connector_core import history, notify
+from connector_core.errors import ConnectorError, TransientError, TransitionError
 from connector_core.models import MarketplaceStatus, Order, OrderStatus, PushResult, Shipment, to_json
 from connector_core.runtime import Runtime
 from connector_core.secrets import redact
@@ -35,7 +40,7 @@ class PushOutcome:
 
     outbox_id: int
     order_key: str
-    state: str  # pushed | pending | failed
+    state: str  # pushed | pending | failed | conflict
     result: PushResult | None = None
     error: str | None = None
 
@@ -50,6 +55,7 @@ class PushReport:
     retry: int = 0
     failed: int = 0
     outcomes: tuple[PushOutcome, ...] = ()
+    conflicts: int = 0
 
     @classmethod
     def from_outcomes(cls, store: str, outcomes: Sequence[PushOutcome]) -> PushReport:
@@ -61,6 +67,7 @@ class PushReport:
             retry=sum(o.state == "pending" for o in outcomes),
             failed=sum(o.state == "failed" for o in outcomes),
             outcomes=tuple(outcomes),
+            conflicts=sum(o.state == "conflict" for o in outcomes),
         )
 
 
@@ -116,6 +123,10 @@ def _record(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> Push
             return PushOutcome(outbox_id, order_key, "failed", error=message)
         log.info("%s: push of %s will be retried: %s", store.name, order_key, err)
         return PushOutcome(outbox_id, order_key, "pending", error=err.message)
+    if isinstance(err, TransitionError):
+        earlier = pushed_tracking(runtime, store.name, order_key, exclude=outbox_id)
+        if earlier and attempt.shipment.tracking_number not in earlier:  # shipped already, with another number
+            return _conflict(runtime, store, attempt, err.message)
     if err is not None:
         book.mark_failed(outbox_id, err.message)
         log.warning("%s: push of %s refused: %s", store.name, order_key, err)
@@ -126,6 +137,17 @@ def _record(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> Push
         message = redact(result.message or "the marketplace did not accept the shipment")
         book.mark_failed(outbox_id, message, result)
         return PushOutcome(outbox_id, order_key, "failed", result=result, error=message)
+    earlier = pushed_tracking(runtime, store.name, order_key, exclude=outbox_id)
+    tracking = attempt.shipment.tracking_number
+    if result.already_applied and earlier and tracking not in earlier and not attempt.shipment.items:
+        # "already there" cannot be true of a tracking number the marketplace never got: it holds the earlier one
+        return _conflict(
+            runtime,
+            store,
+            attempt,
+            f"order {order_key} was already shipped with tracking number {earlier[-1]}; the marketplace kept it"
+            f" and did not take {tracking}",
+        )
     # the e-mail is queued in the same transaction as the outbox row is marked pushed: a crash
     # before the commit re-pushes (already_applied) and queues it then, once
     _queue_notification(runtime, store, outbox_id, order, attempt.shipment)
@@ -150,16 +172,50 @@ def push_store(runtime: Runtime, store_name: str) -> PushReport:
     store = runtime.store_context(store_name)
     outcomes: list[PushOutcome] = []
     try:
-        with book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease:
+        with (
+            history.recording(book, "push", store_name, history.sites_of(store.settings)) as run,
+            book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease,
+        ):
             # read again under the lease: another process may have pushed them meanwhile
             for entry in book.pending_shipments(store_name):
                 lease.check()
                 attempt = attempt_push(runtime, store, entry.id, entry.order_key, entry.shipment)
                 outcomes.append(record_push(runtime, store, attempt))
+                count_push(run, outcomes)
             deliver_notifications(runtime, store)
     finally:
         store.http.close()
     return PushReport.from_outcomes(store_name, outcomes)
+
+
+def count_push(run: history.RunLog, outcomes: Sequence[PushOutcome]) -> None:
+    """Keep a push run's counters: pushed, deferred (to retry), errors (failed or in conflict)."""
+    report = PushReport.from_outcomes("", outcomes)
+    run.update(pushed=report.pushed, deferred=report.retry, errors=report.failed + report.conflicts)
+    if report.failed or report.conflicts:
+        run.error = f"{report.failed} failed, {report.conflicts} in conflict with the marketplace"
+
+
+def pushed_tracking(runtime: Runtime, store: str, order_key: str, *, exclude: int | None = None) -> list[str]:
+    """Tracking numbers of the order's shipments the marketplace took already, oldest first."""
+    return [
+        e.shipment.tracking_number
+        for e in runtime.book.order_shipments(store, order_key)
+        if e.state == "pushed" and e.id != exclude
+    ]
+
+
+def _conflict(runtime: Runtime, store: StoreContext, attempt: PushAttempt, message: str) -> PushOutcome:
+    """The shipment contradicts what the marketplace holds: not accepted, no e-mail, kept in the outbox as such."""
+    earlier = pushed_tracking(runtime, store.name, attempt.order_key, exclude=attempt.outbox_id)
+    conflict = {
+        "tracking_number": attempt.shipment.tracking_number,
+        "marketplace_tracking_number": earlier[-1] if earlier else None,
+        "reason": redact(message),
+    }
+    runtime.book.mark_conflict(attempt.outbox_id, redact(message), conflict)
+    log.warning("%s: shipment of %s is in conflict with the marketplace: %s", store.name, attempt.order_key, message)
+    return PushOutcome(attempt.outbox_id, attempt.order_key, "conflict", result=attempt.result, error=redact(message))
 
 
 def _queue_notification(

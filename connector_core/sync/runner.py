@@ -22,11 +22,11 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
-from connector_core import catalogue
+from connector_core import catalogue, history
 from connector_core.db.leases import Lease
 from connector_core.db.rows import OrderRow, PageStats, Reject, order_from_row, prepare_row
 from connector_core.errors import ConnectorError, MarketplaceError, PayloadError, TransientError, WorkerFailed
@@ -65,6 +65,8 @@ class SyncReport:
     accepted: int = 0
     accept_errors: int = 0
     cursor: Any = None
+    interrupted: bool = False
+    """Stopped early at a page boundary (Ctrl-C, SIGTERM): every page before it is stored with its cursor."""
 
     @property
     def stored(self) -> int:
@@ -84,6 +86,12 @@ class AcceptReport:
 Progress = Callable[[SyncReport], None]
 
 
+class StopSignal(Protocol):
+    """What tells a sync to stop at the next page boundary (a :class:`threading.Event` will do)."""
+
+    def is_set(self) -> bool: ...
+
+
 def pipeline_for(runtime: Runtime, store: StoreContext) -> Pipeline:
     """The mapping pipeline of ``store``, enriching from the order book's catalogue when its settings say so."""
     products = runtime.host_settings(store).products
@@ -94,15 +102,45 @@ def pipeline_for(runtime: Runtime, store: StoreContext) -> Pipeline:
     return Pipeline(runtime.host, store, raw_schema_of(runtime.host, store.marketplace), products, source)
 
 
-def sync_store(runtime: Runtime, store_name: str, progress: Progress | None = None) -> SyncReport:
-    """Import the store's new and changed orders; see the module docstring."""
+def sync_store(
+    runtime: Runtime, store_name: str, progress: Progress | None = None, stop: StopSignal | None = None
+) -> SyncReport:
+    """Import the store's new and changed orders; see the module docstring.
+
+    When ``stop`` is set, the sync ends after the page it is storing (the
+    report says ``interrupted``). The sync is recorded in the run history.
+    """
     store = runtime.store_context(store_name)
     workers = worker_count(runtime)  # before the lease's own renewal thread starts
     try:
-        with runtime.book.lease(store_name, purpose="sync", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease:
-            return _sync(runtime, store, progress, lease, workers)
+        with (
+            history.recording(runtime.book, "sync", store_name, history.sites_of(store.settings)) as run,
+            runtime.book.lease(store_name, purpose="sync", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease,
+        ):
+
+            def track(report: SyncReport) -> None:
+                _count(run, report)
+                if progress is not None:
+                    progress(report)
+
+            report = _sync(runtime, store, track, lease, workers, stop)
+            _count(run, report)
+            run.state = "interrupted" if report.interrupted else "done"
+            return report
     finally:
         store.http.close()
+
+
+def _count(run: history.RunLog, report: SyncReport) -> None:
+    run.update(
+        fetched=report.fetched,
+        stored=report.stored,
+        rejected=report.rejected,
+        accepted=report.accepted,
+        deferred=int(getattr(report, "deferred", 0)),
+        errors=report.accept_errors,
+    )
+    run.cursor = report.cursor
 
 
 def worker_count(runtime: Runtime) -> int:
@@ -113,7 +151,9 @@ def worker_count(runtime: Runtime) -> int:
     return auto_workers() if single_threaded() else 0
 
 
-def _sync(runtime: Runtime, store: StoreContext, progress: Progress | None, lease: Lease, workers: int) -> SyncReport:
+def _sync(
+    runtime: Runtime, store: StoreContext, progress: Progress | None, lease: Lease, workers: int, stop: StopSignal | None
+) -> SyncReport:
     host, book = runtime.host, runtime.book
     host.connect(store)
     if runtime.host_settings(store).products.import_marketplace_catalogue:
@@ -151,24 +191,27 @@ def _sync(runtime: Runtime, store: StoreContext, progress: Progress | None, leas
                     pool = _start_workers(runtime, pipeline, workers)  # tried once per sync
             if pool is None:
                 finish(page, pipeline.map_page(page.orders, keep_orders=True))
-                continue
-            try:
-                pool.submit(list(page.orders))
-                in_flight.append(page)
-                while pool.full:
-                    finish(in_flight[0], pool.receive())
-                    in_flight.popleft()
-            except WorkerFailed as err:
-                if not in_flight or in_flight[-1] is not page:
+            else:
+                try:
+                    pool.submit(list(page.orders))
                     in_flight.append(page)
-                without_workers(err)
+                    while pool.full:
+                        finish(in_flight[0], pool.receive())
+                        in_flight.popleft()
+                except WorkerFailed as err:
+                    if not in_flight or in_flight[-1] is not page:
+                        in_flight.append(page)
+                    without_workers(err)
+            if stop is not None and stop.is_set():  # a page boundary: the pages in flight are stored below
+                report = attrs.evolve(report, interrupted=True)
+                break
         while pool is not None and in_flight:
             try:
                 finish(in_flight[0], pool.receive())
                 in_flight.popleft()
             except WorkerFailed as err:
                 without_workers(err)
-    if report.pages == 0:  # nothing fetched: accepts left over from an interrupted sync still go out
+    if report.pages == 0 and not report.interrupted:  # nothing fetched: accepts left over still go out
         drained = drain_accepts(runtime, store, lease=lease)
         report = attrs.evolve(
             report, accepted=drained.accepted, accept_errors=report.accept_errors + drained.failed + drained.retry

@@ -20,7 +20,8 @@ Invoke = Callable[..., Result]
 
 @pytest.fixture
 def invoke(host: PluginHost, db_path: Path) -> Invoke:
-    """Run one command against the Bazaar host and this test's order book."""
+    """Run one command against the Bazaar host and this test's order book (in a folder that exists)."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
     build_cli(host)
     runner = CliRunner()
 
@@ -218,11 +219,11 @@ def test_sync_without_stores_says_what_to_do(invoke: Invoke) -> None:
 
 
 def test_run_stops_cleanly_on_sigterm(invoke: Invoke, shop: None, bazaar: Bazaar) -> None:
-    """run syncs and pushes until SIGTERM arrives, then finishes the cycle and exits 0."""
+    """run stops at the page boundary after SIGTERM arrives, keeps the pages stored, and exits 0."""
     bazaar.on_fetch = lambda: os.kill(os.getpid(), signal.SIGTERM)
     before = signal.getsignal(signal.SIGTERM)
     out = invoke("run", "--interval", "3600").output
-    assert "shop: 5 fetched, 5 new" in out
+    assert 'shop: interrupted after 1 page(s): 2 orders stored, each page with its cursor (cursor {"seq": 2})' in out
     assert "stopped after 1 cycle(s)" in out
     assert signal.getsignal(signal.SIGTERM) == before
 
