@@ -196,7 +196,9 @@ def page_entries(
         where = " WHERE sku LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
         args = [f"%{escaped}%"] * 2
     total = int(conn.execute("SELECT count(*) FROM catalogue" + where, args).fetchone()[0])
-    rows = conn.execute(_SELECT + where + " ORDER BY sku LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset])
+    rows = conn.execute(
+        _SELECT + where + " ORDER BY sku LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]
+    )
     return [_entry(r) for r in rows], total
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from connector_core import catalogue, notify, shipments
+from connector_core.db.rows import OutboxEntry
 from connector_core.errors import ConnectorError
 from connector_core.models import Order, Shipment, StatusChange
 from connector_core.push import concurrent as push_many
@@ -19,7 +20,6 @@ from connector_core.push import outbox
 from connector_core.push.outbox import PushAttempt, PushOutcome, PushReport
 from connector_core.runtime import Runtime
 from connector_core.store_context import StoreContext
-from connector_core.db.rows import OutboxEntry
 from connector_core.sync import many, quarantine, remap, runner
 from connector_core.sync.pipeline import MappedPage
 from connector_core.sync.quarantine import RetryOutcome

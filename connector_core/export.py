@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import csv
 import json
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, TextIO
 
 from connector_core.db.history import OrderFilter

@@ -241,7 +241,15 @@ class SchemaRegistry:
         if error is None:  # the fast backend was stricter than jsonschema: jsonschema wins
             return
         path = json_path(error.absolute_path)
-        raise ValidationError(f"{name}: {path}: {error.message}", path=path, schema_id=name, **context)
+        raise ValidationError(f"{name}: {path}: {_message(error)}", path=path, schema_id=name, **context)
+
+
+def _message(error: Any) -> str:
+    """The error in words: a failed ``pattern`` says what is expected (the schema's ``x-expected``), never the regex."""
+    if error.validator == "pattern" and isinstance(error.schema, dict):
+        expected = error.schema.get("x-expected") or error.schema.get("description") or "in the expected form"
+        return f"{error.instance!r} is not {expected}"
+    return str(error.message)
 
 
 @cache

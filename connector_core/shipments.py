@@ -74,9 +74,9 @@ def record(runtime: Runtime, shipment: Shipment, *, force: bool = False) -> Reco
     if not force and not shipment.items:
         for entry in existing:
             if entry.state in ("pending", "pushed") and entry.shipment.tracking_number != shipment.tracking_number:
-                held = "was shipped" if entry.state == "pushed" else "waits in the outbox"
+                held = "was already shipped" if entry.state == "pushed" else "already waits in the outbox"
                 raise ConfigError(
-                    f"order {key} already {held} with tracking number {entry.shipment.tracking_number} "
+                    f"order {key} {held} with tracking number {entry.shipment.tracking_number} "
                     f"(shipment #{entry.id}); a marketplace keeps one tracking number per order: pass --force to "
                     f"record {shipment.tracking_number} as a second shipment anyway"
                     + (f", or `shipments drop {entry.id}` first" if entry.state == "pending" else "")

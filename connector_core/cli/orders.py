@@ -106,8 +106,9 @@ def _show_order(order: Order, cancel_reason: str | None, outbox: list[OutboxEntr
         )
 
 
-def order_filter(app: App, store: str | None, status: str | None, since: str | None, until: str | None,
-                 search: str | None) -> OrderFilter:  # fmt: skip
+def order_filter(
+    app: App, store: str | None, status: str | None, since: str | None, until: str | None, search: str | None
+) -> OrderFilter:
     """The filter of the order options shared by ``list`` and ``export`` (an unknown store refused)."""
     return OrderFilter(
         store=check_store(app, store),
@@ -168,8 +169,15 @@ def add_order_commands(group: click.Group) -> None:
                 None,
                 ["store", "order key", "number", "date", "status", "marketplace", "total"],
                 [
-                    (r.store, r.order_key, r.order_number, r.order_date, r.status, r.marketplace_status,
-                     f"{r.total} {r.currency}")  # fmt: skip
+                    (
+                        r.store,
+                        r.order_key,
+                        r.order_number,
+                        r.order_date,
+                        r.status,
+                        r.marketplace_status,
+                        f"{r.total} {r.currency}",
+                    )
                     for r in page.rows
                 ],
                 keep=("order key",),
@@ -256,8 +264,10 @@ def add_order_commands(group: click.Group) -> None:
             out_json([attrs.asdict(r) for r in reports])
             return
         for r in reports:
-            out(f"{r.store}: {r.orders} orders mapped again: {r.changed} changed, {r.unchanged} unchanged"
-                + (f", {r.failed} no longer map (kept as they were)" if r.failed else ""))  # fmt: skip
+            out(
+                f"{r.store}: {r.orders} orders mapped again: {r.changed} changed, {r.unchanged} unchanged"
+                + (f", {r.failed} no longer map (kept as they were)" if r.failed else "")
+            )
             for line in r.errors[:20]:
                 out(f"  {line}")
 

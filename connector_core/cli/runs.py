@@ -13,6 +13,11 @@ from connector_core.cli.output import out, out_json, showing, table
 from connector_core.db.history import RUN_COUNTS
 
 
+def _short(stamp: str | None) -> str:
+    """``2026-12-02T07:00:36.204306Z`` as ``2026-12-02 07:00:36`` (UTC), for tables."""
+    return "" if not stamp else stamp.replace("T", " ")[:19]
+
+
 def add_run_history_commands(group: click.Group) -> None:
     """``runs list|show``."""
 
@@ -37,11 +42,37 @@ def add_run_history_commands(group: click.Group) -> None:
         if page.rows:
             table(
                 None,
-                ["id", "kind", "store", "state", "started", "ended", "fetched", "stored", "rejected", "accepted",
-                 "pushed", "deferred", "errors"],  # fmt: skip
                 [
-                    (r.id, r.kind, r.store, r.state, r.started_at, r.ended_at or "", r.fetched, r.stored, r.rejected,
-                     r.accepted, r.pushed, r.deferred, r.errors)  # fmt: skip
+                    "id",
+                    "kind",
+                    "store",
+                    "state",
+                    "started",
+                    "ended",
+                    "fetched",
+                    "stored",
+                    "rejected",
+                    "accepted",
+                    "pushed",
+                    "deferred",
+                    "errors",
+                ],
+                [
+                    (
+                        r.id,
+                        r.kind,
+                        r.store,
+                        r.state,
+                        _short(r.started_at),
+                        _short(r.ended_at),
+                        r.fetched,
+                        r.stored,
+                        r.rejected,
+                        r.accepted,
+                        r.pushed,
+                        r.deferred,
+                        r.errors,
+                    )
                     for r in page.rows
                 ],
                 keep=("id", "store"),

@@ -90,8 +90,10 @@ def add_ship_commands(group: click.Group) -> None:
         elif done.state == "pending":
             out(f"shipment for {key} is already in the outbox as #{done.outbox_id}; run `connector-host push`")
         else:
-            out(f"shipment for {key} is already in the outbox as #{done.outbox_id}, {done.state}: see"
-                f" `shipments show {done.outbox_id}`; `shipments retry {done.outbox_id}` sends it again")  # fmt: skip
+            out(
+                f"shipment for {key} is already in the outbox as #{done.outbox_id}, {done.state}: see"
+                f" `shipments show {done.outbox_id}`; `shipments retry {done.outbox_id}` sends it again"
+            )
 
     @group.command("push")
     @store_option("Only this store (default: every store).")

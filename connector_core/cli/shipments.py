@@ -35,9 +35,7 @@ def add_shipment_commands(group: click.Group) -> None:
     @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many (to page on).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
-    def shipments_list(
-        app: App, store: str | None, state: str | None, limit: int, offset: int, as_json: bool
-    ) -> None:
+    def shipments_list(app: App, store: str | None, state: str | None, limit: int, offset: int, as_json: bool) -> None:
         """List outbox entries, oldest first."""
         check_store(app, store)
         book = app.book
@@ -55,8 +53,15 @@ def add_shipment_commands(group: click.Group) -> None:
                 None,
                 ["id", "store", "order key", "tracking", "state", "attempts", "error / conflict"],
                 [
-                    (e.id, e.store, e.order_key, e.shipment.tracking_number, e.state, e.attempts,
-                     _conflict_text(e) or e.last_error)  # fmt: skip
+                    (
+                        e.id,
+                        e.store,
+                        e.order_key,
+                        e.shipment.tracking_number,
+                        e.state,
+                        e.attempts,
+                        _conflict_text(e) or e.last_error,
+                    )
                     for e in page.rows
                 ],
                 keep=("id", "order key", "tracking"),
@@ -75,8 +80,11 @@ def add_shipment_commands(group: click.Group) -> None:
             return
         s = e.shipment
         out(f"shipment #{e.id} of order {e.order_key} ({e.store}): {e.state}")
-        out(f"  recorded: {e.created_at}" + (f"; pushed {e.pushed_at}" if e.pushed_at else "")
-            + (f"; dropped {e.dropped_at}" if e.dropped_at else ""))  # fmt: skip
+        out(
+            f"  recorded: {e.created_at}"
+            + (f"; pushed {e.pushed_at}" if e.pushed_at else "")
+            + (f"; dropped {e.dropped_at}" if e.dropped_at else "")
+        )
         out(f"  attempts: {e.attempts}")
         sent = {
             "tracking_number": s.tracking_number,
@@ -92,8 +100,12 @@ def add_shipment_commands(group: click.Group) -> None:
             None,
             ["field", "value", "result", "detail"],
             [
-                (k, json.dumps(v) if isinstance(v, bool) else v, results[k].outcome.value if k in results else "",
-                 results[k].detail if k in results else "")  # fmt: skip
+                (
+                    k,
+                    json.dumps(v) if isinstance(v, bool) else v,
+                    results[k].outcome.value if k in results else "",
+                    results[k].detail if k in results else "",
+                )
                 for k, v in sent.items()
             ],
             keep=("field",),
@@ -120,8 +132,10 @@ def add_shipment_commands(group: click.Group) -> None:
         if before == "pending":
             out(f"shipment #{entry.id} ({entry.order_key}) is already waiting in the outbox; run `connector-host push`")
         else:
-            out(f"shipment #{entry.id} ({entry.order_key}) is back in the outbox (was {before});"
-                " run `connector-host push` to send it")  # fmt: skip
+            out(
+                f"shipment #{entry.id} ({entry.order_key}) is back in the outbox (was {before});"
+                " run `connector-host push` to send it"
+            )
 
     @shipments_group.command("drop")
     @click.argument("outbox_id", metavar="ID", type=int)

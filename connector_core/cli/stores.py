@@ -164,8 +164,10 @@ def add_store_commands(group: click.Group) -> None:
         app.book.set_status_map(name, marketplace_status, status)
         target = status or "the plugin's default"
         out(f"{name}: marketplace status {marketplace_status} -> {target}")
-        out(f"new and changed orders get it at the next sync; `connector-host orders remap --store {name}`"
-            " applies it to the orders already stored")  # fmt: skip
+        out(
+            f"new and changed orders get it at the next sync; `connector-host orders remap --store {name}`"
+            " applies it to the orders already stored"
+        )
 
 
 @hookimpl

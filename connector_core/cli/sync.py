@@ -189,9 +189,7 @@ def add_sync_commands(group: click.Group) -> None:
         """
         names = store_names(app, store)
         with stop_on_signals() as stop:
-            reports, errors = sync_stores(
-                app, names, workers, concurrency=concurrency, processes=processes, stop=stop
-            )
+            reports, errors = sync_stores(app, names, workers, concurrency=concurrency, processes=processes, stop=stop)
         if as_json:
             out_json([attrs.asdict(r) for r in reports])
         else:

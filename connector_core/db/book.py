@@ -32,8 +32,8 @@ from typing import Any
 from connector_core.clock import now_iso
 from connector_core.db import migrations
 from connector_core.db.connection import BUSY_TIMEOUT_MS, connect, default_db_path, transaction
-from connector_core.db.leases import DEFAULT_TTL, Lease, acquire
 from connector_core.db.history import HistoryTables
+from connector_core.db.leases import DEFAULT_TTL, Lease, acquire
 from connector_core.db.outbox import OutboxTables
 from connector_core.db.rows import (
     OrderRow,

@@ -63,7 +63,7 @@ class PushReport:
         return cls(
             store=store,
             pushed=sum(o.state == "pushed" for o in outcomes),
-            already_applied=sum(bool(o.result and o.result.already_applied) for o in outcomes),
+            already_applied=sum(bool(o.state == "pushed" and o.result and o.result.already_applied) for o in outcomes),
             retry=sum(o.state == "pending" for o in outcomes),
             failed=sum(o.state == "failed" for o in outcomes),
             outcomes=tuple(outcomes),

@@ -152,7 +152,12 @@ def worker_count(runtime: Runtime) -> int:
 
 
 def _sync(
-    runtime: Runtime, store: StoreContext, progress: Progress | None, lease: Lease, workers: int, stop: StopSignal | None
+    runtime: Runtime,
+    store: StoreContext,
+    progress: Progress | None,
+    lease: Lease,
+    workers: int,
+    stop: StopSignal | None,
 ) -> SyncReport:
     host, book = runtime.host, runtime.book
     host.connect(store)

@@ -95,9 +95,12 @@ def spartoo_sandbox(
         malformed_rate=malformed_rate,
         quota_rate=quota_rate,
     )
+    # the sandbox's own test IDs are public (they are in its source): printed so the line below works
+    # when pasted; an ID the user chose with --partner-id is theirs and stays masked unless asked for
+    clear = show_partner_id or not partner_ids
     with sandbox:
         settings: dict[str, Any] = sandbox.settings()
-        if not show_partner_id:
+        if not clear:
             settings["partner_id"] = MASK
         if as_json:
             click.echo(json.dumps({"url": sandbox.url, "admin": f"{sandbox.url}/_admin/", "settings": settings}))
@@ -109,14 +112,12 @@ def spartoo_sandbox(
             click.echo("add a store with:")
             click.echo(
                 "  connector-host stores add spartoo --name spartoo-sandbox"
-                f" --set partner_id={settings['partner_id']} --set sites={','.join(sites)}"
-                f" --set base_url={settings['base_url']}"
+                f" --set partner_id={settings['partner_id'] if clear else 'YOUR_PARTNER_ID'}"
+                f" --set sites={','.join(sites)} --set base_url={settings['base_url']}"
             )
-            if not show_partner_id:
-                click.echo("  (partner ID masked: pass --show-partner-id to print it)")
-            click.echo(
-                f"deactivated test partner ID (answers -428): {DEACTIVATED_PARTNER_ID if show_partner_id else MASK}"
-            )
+            if not clear:
+                click.echo("  (YOUR_PARTNER_ID: the --partner-id you started the sandbox with; --show-partner-id prints it)")
+            click.echo(f"deactivated test partner ID (answers -428): {DEACTIVATED_PARTNER_ID}")
             click.echo("Ctrl-C to stop")
         try:
             threading.Event().wait()
