@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -105,7 +106,9 @@ def table(
         t.add_row(*(Text(row[i]) for i in shown))
     console().print(t)
     if hidden:
-        out(f"({', '.join(hidden)} left out to fit {width} columns: use --json, or a wider terminal)")
+        note = f"(left out to fit {width} columns: {', '.join(hidden)}; --json shows everything)"
+        for line in textwrap.wrap(note, width=max(width, 20)):
+            out(line)
 
 
 def showing(text: str, *, as_json: bool = False) -> None:
