@@ -1,0 +1,12 @@
+"""The Bazaar test plugin's token, for tests of this folder that run it in a subprocess."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
+
+from bazaar_plugin import TOKEN  # noqa: E402
+
+__all__ = ["TOKEN"]
