@@ -30,7 +30,6 @@ from connector_core.settings_input import coerce, split_assignment
 SCHEMA_NAME = "canonical/host_settings"
 
 
-
 def schema() -> dict[str, Any]:
     """The host settings JSON Schema."""
     return canonical_registry().schema(SCHEMA_NAME)

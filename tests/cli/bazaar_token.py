@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
 
-from bazaar_plugin import TOKEN  # noqa: E402
+from bazaar_plugin import TOKEN
 
 __all__ = ["TOKEN"]

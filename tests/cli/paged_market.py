@@ -16,11 +16,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
 
-from bazaar_plugin import Bazaar, make_order  # noqa: E402
+from bazaar_plugin import Bazaar, make_order
 
-from connector_core import hookimpl  # noqa: E402
-from connector_core.models import FetchPage  # noqa: E402
-from connector_core.store_context import StoreContext  # noqa: E402
+from connector_core import hookimpl
+from connector_core.models import FetchPage
+from connector_core.store_context import StoreContext
 
 
 class PagedBazaar(Bazaar):

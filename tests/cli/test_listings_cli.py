@@ -24,7 +24,11 @@ def test_orders_list_says_showing_n_of_m_and_pages_on(run: Run, store: str) -> N
     assert first.strip().endswith(f"showing 1-10 of {total} orders; next: --offset 10")
     last = run("orders", "list", "--limit", "10", "--offset", "20").stdout
     assert last.strip().endswith(f"showing 21-{total} of {total} orders")
-    keys = [o["order_key"] for off in (0, 10, 20) for o in listed(run, "orders", "list", "--limit", "10", "--offset", str(off))]
+    keys = [
+        o["order_key"]
+        for off in (0, 10, 20)
+        for o in listed(run, "orders", "list", "--limit", "10", "--offset", str(off))
+    ]
     assert len(keys) == len(set(keys)) == total
 
 

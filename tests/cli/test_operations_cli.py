@@ -1,12 +1,12 @@
-"""Run history, editing and checking stores, remap, export, the complete `orders show`, `run` lines, the sandbox line."""
+"""Run history, store edits and checks, remap, export, the complete `orders show`, `run` lines, the sandbox line."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import re
 import queue
+import re
 import shlex
 import signal
 import subprocess
@@ -127,7 +127,9 @@ def test_run_prints_a_timestamped_line_per_cycle(run: Run, store: str) -> None:
     cycles = [line for line in out.splitlines() if " cycle " in line]
     assert len(cycles) == 2
     for n, line in enumerate(cycles, 1):
-        assert re.match(rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z cycle {n}: 1 of 1 store\(s\) synced, ", line), line
+        assert re.match(rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z cycle {n}: 1 of 1 store\(s\) synced, ", line), (
+            line
+        )
 
 
 def test_sandbox_prints_a_store_line_that_works(run: Run, tmp_path: Path) -> None:

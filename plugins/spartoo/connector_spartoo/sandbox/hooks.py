@@ -116,7 +116,9 @@ def spartoo_sandbox(
                 f" --set sites={','.join(sites)} --set base_url={settings['base_url']}"
             )
             if not clear:
-                click.echo("  (YOUR_PARTNER_ID: the --partner-id you started the sandbox with; --show-partner-id prints it)")
+                click.echo(
+                    "  (YOUR_PARTNER_ID: the --partner-id you started the sandbox with; --show-partner-id prints it)"
+                )
             click.echo(f"deactivated test partner ID (answers -428): {DEACTIVATED_PARTNER_ID}")
             click.echo("Ctrl-C to stop")
         try:
