@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_kit import Run
 from click.testing import CliRunner, Result
 
 from connector_core.cli import App, build_cli, cli
 from connector_core.plugins import PluginHost, get_plugin_manager
 
 sandbox_server = pytest.importorskip("connector_spartoo.sandbox.server")
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
@@ -54,10 +53,3 @@ def store(run: Run, sandbox: object, tmp_path: Path) -> str:
     run("stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
     run("sync")
     return "sp"
-
-
-def listed(run: Run, *args: str) -> list[dict[str, object]]:
-    """A listing's ``--json`` output."""
-    doc = json.loads(run(*args, "--json").stdout)
-    assert isinstance(doc, list)
-    return doc

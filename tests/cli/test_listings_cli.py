@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_kit import Run, listed
 from click.testing import CliRunner
-from conftest import Run, listed
 
 from connector_core.cli import App, cli
 from connector_core.plugins import PluginHost, get_plugin_manager

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from conftest import Run, listed
+from cli_kit import Run, listed
 
 
 def test_every_sync_and_push_is_recorded(run: Run, store: str, sandbox: object) -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import Run, listed
+from cli_kit import Run, listed
 
 from connector_core.db import OrderBook
 from connector_core.db.history import OrderFilter
