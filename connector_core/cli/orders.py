@@ -10,9 +10,10 @@ import click
 
 from connector_core import export, hookimpl, shipments
 from connector_core.cli.app import App, check_store, parse_when, pass_app, resolve_order, store_names, store_option
-from connector_core.cli.output import out, out_json, showing, table
+from connector_core.cli.output import UserError, out, out_json, showing, table
 from connector_core.db.history import OrderFilter
 from connector_core.db.rows import OutboxEntry
+from connector_core.errors import ConnectorError
 from connector_core.models import CANONICAL_STATUSES, LineItem, Order, Weight, to_json
 
 
@@ -259,9 +260,19 @@ def add_order_commands(group: click.Group) -> None:
     def orders_remap(app: App, store: str | None, as_json: bool) -> None:
         """Apply the store's status mapping and the catalogue again to its stored orders (from their raw copies)."""
         engine = app.engine
-        reports = [engine.remap(name) for name in store_names(app, store)]
+        names = store_names(app, store)
+        reports, failures = [], []
+        for name in names:  # one store that fails never stops the others
+            try:
+                reports.append(engine.remap(name))
+            except ConnectorError as err:
+                if len(names) == 1:
+                    raise
+                failures.append(f"{name}: {err.message}")
         if as_json:
             out_json([attrs.asdict(r) for r in reports])
+            if failures:
+                raise UserError("; ".join(failures))
             return
         for r in reports:
             out(
@@ -270,6 +281,8 @@ def add_order_commands(group: click.Group) -> None:
             )
             for line in r.errors[:20]:
                 out(f"  {line}")
+        if failures:
+            raise UserError("; ".join(failures))
 
     @orders.command("export")
     @click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="csv", show_default=True)

@@ -186,6 +186,7 @@ def add_settings_commands(group: click.Group) -> None:
                 (n.id, n.store, n.order_key, ", ".join(n.recipients), n.state, n.attempts, n.sent_at, n.last_error)
                 for n in items
             ],
+            keep=("id", "order"),
         )
 
     @notifications.command("list")

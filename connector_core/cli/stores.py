@@ -61,6 +61,7 @@ def add_store_commands(group: click.Group) -> None:
                 None,
                 ["name", "marketplace", "orders", "cursor", "created"],
                 [(r["name"], r["marketplace"], r["orders"], json.dumps(r["cursor"]), r["created_at"]) for r in rows],
+                keep=("name",),
             )
 
     @stores.command("update")

@@ -186,9 +186,12 @@ def add_sync_commands(group: click.Group) -> None:
 
         Ctrl-C (or SIGTERM) stops after the page being stored: every page
         stored so far is kept with its cursor, and the next sync goes on.
+        (Many stores synced at once with --concurrency/--processes stop on
+        Ctrl-C at once instead, each page stored so far kept likewise.)
         """
         names = store_names(app, store)
-        with stop_on_signals() as stop:
+        at_once = len(names) > 1 and (concurrency > 1 or processes > 1)
+        with contextlib.nullcontext(threading.Event()) if at_once else stop_on_signals() as stop:
             reports, errors = sync_stores(app, names, workers, concurrency=concurrency, processes=processes, stop=stop)
         if as_json:
             out_json([attrs.asdict(r) for r in reports])
