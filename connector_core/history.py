@@ -5,6 +5,8 @@ counters up to date as they go; the row says when it started and ended, how
 it ended (``done``, ``failed`` with the error, ``interrupted`` by Ctrl-C or
 SIGTERM) and what it did. ``runs list`` and ``runs show`` (and the web app)
 read it back with :meth:`OrderBook.list_runs` and :meth:`OrderBook.get_run`.
+A push with nothing to send (the ``run`` loop's usual case) records no run.
+A run whose process died keeps ``running`` with no end: ``runs show`` says so.
 """
 
 from __future__ import annotations

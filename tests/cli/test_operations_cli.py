@@ -16,6 +16,8 @@ from pathlib import Path
 
 from cli_kit import Run, listed
 
+from connector_core.db import OrderBook
+
 
 def test_every_sync_and_push_is_recorded(run: Run, store: str, sandbox: object) -> None:
     """`runs list|show` give each sync and push: start, end, store, sites, counts; a failed sync keeps its error."""
@@ -157,3 +159,20 @@ def test_sandbox_prints_a_store_line_that_works(run: Run, tmp_path: Path) -> Non
         proc.stdout.close()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_remap_goes_on_past_a_store_that_fails(run: Run, store: str, db: Path) -> None:
+    """`orders remap` over every store maps the good ones and names the one that failed (exit 1)."""
+    with OrderBook(db) as book:
+        book.add_store("ghost", "no-such-marketplace", {})
+    result = run("orders", "remap", code=1)
+    assert "sp: 29 orders mapped again" in result.stdout
+    assert result.stderr.startswith("error: ghost: ")
+
+
+def test_rejected_show_json_gives_the_payload_object(run: Run, store: str) -> None:
+    """`rejected show --json` gives the quarantined payload as a JSON object, not a string of it."""
+    [reject] = listed(run, "rejected", "list")
+    doc = json.loads(run("rejected", "show", str(reject["id"]), "--json").stdout)
+    assert isinstance(doc["payload"], dict)
+    assert doc["payload"]["orders_id"] == str(reject["order_key"]).partition(":")[2]
