@@ -11,7 +11,8 @@ One root, so a caller can catch everything the framework means to say::
     │   ├── AuthError          credentials refused: the message says what to fix
     │   ├── AccountError       account deactivated / suspended
     │   ├── TransientError     worth retrying (5xx, timeouts, dropped connections)
-    │   │   └── QuotaError     rate limit hit; carries ``retry_after`` seconds
+    │   │   ├── QuotaError     rate limit hit; carries ``retry_after`` seconds
+    │   │   └── DeadlineError  no complete answer within the request's (or sync's) deadline
     │   └── TransitionError    an illegal order status change (e.g. ship a cancelled order)
     ├── PayloadError           one payload is unusable; the batch goes on without it
     │   ├── ValidationError    failed a JSON Schema; carries the JSON path
@@ -23,6 +24,8 @@ One root, so a caller can catch everything the framework means to say::
 
     WorkerFailed (not a ConnectorError: the host handles it itself)
                                a map worker died or failed; its pages are mapped in process
+    Interrupted (not a ConnectorError: nothing may swallow it as one store's failure)
+                               SIGTERM / Ctrl-C ended a wait; the work done so far is kept
 
 Every exception carries its context (store, order key, JSON path) as
 attributes and never a secret: messages are built from the context, and
@@ -32,6 +35,9 @@ attributes and never a secret: messages are built from the context, and
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 from connector_core.secrets import redact
 
@@ -113,9 +119,16 @@ class TransientError(MarketplaceError):
 class QuotaError(TransientError):
     """The marketplace's rate limit was hit; wait ``retry_after`` seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, until: datetime | None = None, **kw: Any
+    ) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
+        self.until = until  # set when the host has blocked the partner: no call is made before it
+
+
+class DeadlineError(TransientError):
+    """A request (or a sync) ran out of its total deadline; the message names the site and what to do."""
 
 
 class TransitionError(MarketplaceError):
@@ -172,3 +185,7 @@ class DeliveryError(ConnectorError):
 
 class WorkerFailed(Exception):
     """A map worker died or could not map a page; the sync maps the page itself."""
+
+
+class Interrupted(Exception):
+    """A wait was ended by :func:`connector_core.http.interrupt` (SIGTERM, Ctrl-C): stop, keeping what is done."""

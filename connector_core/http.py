@@ -1,13 +1,27 @@
-"""The HTTP policy every plugin uses: timeouts, retries, backoff, quotas, HTTPS.
+"""The HTTP policy every plugin uses: timeouts, deadlines, retries, backoff, quotas, HTTPS.
 
 :class:`RetryingClient` wraps an ``httpx.Client``. It retries timeouts,
 dropped connections and 5xx answers with exponential backoff and full
-jitter, honours ``429 Retry-After``, and lets the plugin turn a
-marketplace's own error envelope into :class:`~connector_core.errors.TransientError`
-or :class:`~connector_core.errors.QuotaError` through a ``check`` callback, so
-quota codes inside a 200 answer are retried the same way. Auth errors are
-never retried. Attempts are bounded in count and in total waiting time, and
-each retry is logged (without the form data, which may hold secrets).
+jitter, and lets the plugin turn a marketplace's own error envelope into
+:class:`~connector_core.errors.TransientError` or
+:class:`~connector_core.errors.QuotaError` through a ``check`` callback. Auth
+errors are never retried. Attempts are bounded in count and in total waiting
+time, and each retry is logged (without the form data, which may hold
+secrets) and told to the client's ``notice`` callback (the CLI shows it).
+
+Bounded waits:
+
+* every request has a total deadline (``request_deadline``: connect, send,
+  every attempt and the whole answer); a client may also carry an absolute
+  deadline (:attr:`RetryingClient.until`, the sync's); each read waits at most
+  ``read_timeout`` and never past the deadline that was left when the attempt
+  began, so a request ends at the latest one read after its deadline, with a
+  :class:`~connector_core.errors.DeadlineError` naming the site;
+* a quota answer is *not* waited for inline unless it names a wait of at most
+  ``max_quota_wait`` seconds: a marketplace hour is the engine's to defer
+  (:mod:`connector_core.quota`), so :class:`QuotaError` is raised at once;
+* backoff waits end within a second of :func:`interrupt` (SIGTERM, Ctrl-C in
+  ``run``), raising :class:`~connector_core.errors.Interrupted`.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from urllib.parse import urlsplit
 import attrs
 import httpx
 
-from connector_core.errors import ConfigError, QuotaError, TransientError
+from connector_core.errors import ConfigError, DeadlineError, HostileInputError, Interrupted, QuotaError, TransientError
 
 log = logging.getLogger("connector_core.http")
 
@@ -37,6 +51,26 @@ POLICY_ENV = "CONNECTOR_HOST_HTTP_POLICY"
 """Environment variable: a JSON object overriding :class:`HttpPolicy` fields, e.g. ``{"max_total_wait": 10}``."""
 
 Check = Callable[[httpx.Response], None]
+Notice = Callable[[str], None]
+
+_STOP = threading.Event()
+_DEADLINE = "connector_core.deadline"  # response extension: the monotonic time its body must be read by
+
+
+def interrupt() -> None:
+    """End every backoff wait of this process within a second (they raise :class:`Interrupted`)."""
+    _STOP.set()
+
+
+def resume() -> None:
+    """Undo :func:`interrupt` (a new ``run`` in the same process, tests)."""
+    _STOP.clear()
+
+
+def interruptible_sleep(seconds: float) -> None:
+    """Sleep ``seconds``, or raise :class:`Interrupted` as soon as :func:`interrupt` is called."""
+    if _STOP.wait(max(0.0, seconds)):
+        raise Interrupted("interrupted while waiting to retry; the work done so far is kept")
 
 
 @attrs.frozen
@@ -49,7 +83,12 @@ class HttpPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_total_wait: float = 120.0
-    quota_wait_default: float = 60.0
+    max_quota_wait: float = 5.0
+    """A quota answer naming a wait up to this long is waited for inline; anything else is deferred."""
+    request_deadline: float = 600.0
+    """Seconds for one request in all: connect, send, every attempt, the whole answer."""
+    sync_deadline: float = 1800.0
+    """Seconds for one store's sync: no request of it runs past this, and no new page is fetched after it."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> HttpPolicy:
@@ -121,12 +160,17 @@ class RetryingClient:
         policy: HttpPolicy | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = interruptible_sleep,
         client: httpx.Client | None = None,
         max_connections: int = 20,
     ) -> None:
         self.policy = policy or HttpPolicy()
         self._sleep = sleep
+        self._clock = time.monotonic
+        self.until: float | None = None
+        """An absolute deadline (``time.monotonic()``) no request of this client runs past, e.g. the sync's."""
+        self.notice: Notice | None = None
+        """Told, in one line, why nothing moves: a retry and its wait, a deadline (the CLI shows it)."""
         self._rng = random.Random()
         self._client = client or httpx.Client(
             transport=transport,
@@ -160,10 +204,27 @@ class RetryingClient:
         check: Check | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
-        """Send a request, retrying transient failures; return the (read) response."""
+        """Send a request, retrying transient failures; return the response, read whole.
+
+        The body is streamed under the request's deadline and, when
+        ``max_bytes`` is given, refused (:class:`HostileInputError`) as soon as
+        it grows past it, so no answer is held whole before its size is known.
+        ``check`` sees the read response inside the retry loop.
+        """
+
+        def read(response: httpx.Response) -> httpx.Response:
+            body = b"".join(iter_body(response, max_bytes=max_bytes))
+            whole = httpx.Response(
+                response.status_code, headers=response.headers, content=body, request=response.request
+            )
+            if check is not None:
+                check(whole)
+            return whole
+
         with self._attempts(
-            method, url, data=data, params=params, check=check, timeout=timeout, stream=False, headers=headers
+            method, url, data=data, params=params, check=read, timeout=timeout, stream=True, headers=headers
         ) as r:
             return r
 
@@ -179,13 +240,14 @@ class RetryingClient:
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
-        """Like :meth:`request` but the body is left unread, to be parsed as a stream.
+        """Like :meth:`request` but the body is left unread, to be read with :func:`iter_body`.
 
         Retries cover everything up to the response headers; a connection
-        dropped while the body streams surfaces as :class:`TransientError`.
+        dropped while the body streams surfaces as :class:`TransientError`,
+        a body still unread at the deadline as :class:`DeadlineError`.
         """
         with self._attempts(
-            method, url, data=data, params=params, check=check, timeout=timeout, stream=True, headers=headers
+            method, url, data=data, params=params, check=None, timeout=timeout, stream=True, headers=headers
         ) as r:
             try:
                 yield r
@@ -199,44 +261,66 @@ class RetryingClient:
 
         For work that cannot go through :meth:`request`, e.g. streaming and
         parsing a whole document whose error envelope is only known once read.
+        The whole loop is bounded by ``request_deadline`` (and :attr:`until`).
         """
         if getattr(self._local, "outer", False):  # already inside a retry loop: it owns the attempts
             return fn()
         attempt = 0
         waited = 0.0
+        deadline = self._deadline()
         self._local.outer = True
+        self._local.deadline = deadline
         try:
             while True:
                 attempt += 1
                 try:
                     return fn()
                 except TransientError as err:
-                    wait = self._next_wait(where, err, attempt, waited)
+                    wait = self._next_wait(where, err, attempt, waited, deadline)
                     if wait is None:
                         raise
                     waited += wait
         finally:
             self._local.outer = False
+            self._local.deadline = None
 
-    def _next_wait(self, where: str, err: TransientError, attempt: int, waited: float) -> float | None:
+    def _deadline(self) -> float:
+        """The deadline of a request starting now: ``request_deadline`` from now, never past :attr:`until`."""
+        deadline = self._clock() + self.policy.request_deadline
+        return deadline if self.until is None else min(deadline, self.until)
+
+    def _tell(self, message: str) -> None:
+        if self.notice is not None:
+            try:
+                self.notice(message)
+            except Exception:  # a broken progress display never stops a request
+                log.debug("notice callback failed", exc_info=True)
+
+    def _next_wait(self, where: str, err: TransientError, attempt: int, waited: float, deadline: float) -> float | None:
         """Decide on a retry after failed ``attempt``: log it, sleep, return the wait; ``None`` = give up.
 
-        Backoff waits are cut to what is left of ``max_total_wait``; a quota
-        wait is never cut (retrying before the marketplace allows it is
-        pointless), so a quota wait beyond the budget means giving up.
+        Backoff waits are cut to what is left of ``max_total_wait`` and of the
+        deadline. A quota answer is retried inline only when it names a wait
+        of at most ``max_quota_wait`` that fits; otherwise it is raised at
+        once, for the engine to defer the work past the marketplace's window.
         """
         policy = self.policy
-        left = policy.max_total_wait - waited
+        left = min(policy.max_total_wait - waited, deadline - self._clock())
+        if isinstance(err, DeadlineError):
+            return None
         if isinstance(err, QuotaError):
-            wait = err.retry_after if err.retry_after is not None else policy.quota_wait_default
-            over = wait > left
+            wait = err.retry_after if err.retry_after is not None else float("inf")
+            over = wait > min(left, policy.max_quota_wait)
         else:
             wait = min(policy.backoff(attempt, self._rng), max(left, 0.0))
             over = left <= 0
         if attempt >= policy.max_attempts or over:
             log.warning("%s: giving up after %d attempt(s), %.2fs waited: %s", where, attempt, waited, err)
+            if not isinstance(err, QuotaError):
+                self._tell(f"{where}: giving up after {attempt} attempt(s): {err}")
             return None
         log.info("%s: attempt %d of %d failed (%s); retrying in %.2fs", where, attempt, policy.max_attempts, err, wait)
+        self._tell(f"{where}: {err}; retrying in {wait:.0f}s (attempt {attempt + 1} of {policy.max_attempts})")
         self.retries += 1
         self.waited += wait
         self._sleep(wait)
@@ -250,7 +334,7 @@ class RetryingClient:
         *,
         data: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
-        check: Check | None,
+        check: Callable[[httpx.Response], httpx.Response] | None,
         timeout: float | None,
         stream: bool,
         headers: Mapping[str, str] | None = None,
@@ -259,17 +343,31 @@ class RetryingClient:
         policy = self.policy
         waited = 0.0
         where = f"{method} {urlsplit(url).hostname}{urlsplit(url).path}"
+        outer_deadline = getattr(self._local, "deadline", None)
+        deadline = self._deadline() if outer_deadline is None else outer_deadline
         attempt = 0
         while True:
             attempt += 1
-            self.attempts += 1
             response: httpx.Response | None = None
             try:
-                kwargs: dict[str, Any] = {"data": data, "params": params, "headers": headers}
-                if timeout is not None:
-                    kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, policy.connect_timeout))
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise DeadlineError(
+                        f"{where}: no complete answer within the request deadline "
+                        f"({policy.request_deadline:.0f}s, or the sync's): the site is slow or not answering; "
+                        "try again later, or raise request_deadline in $" + POLICY_ENV
+                    )
+                self.attempts += 1
+                read = min(timeout if timeout is not None else policy.read_timeout, left)
+                kwargs: dict[str, Any] = {
+                    "data": data,
+                    "params": params,
+                    "headers": headers,
+                    "timeout": httpx.Timeout(read, connect=min(read, policy.connect_timeout)),
+                }
                 request = self._client.build_request(method, url, **kwargs)
                 response = self._client.send(request, stream=stream)
+                response.extensions = {**response.extensions, _DEADLINE: (deadline, where)}
                 if response.status_code == 429:
                     raise QuotaError(
                         f"{where}: HTTP 429 too many requests",
@@ -277,8 +375,12 @@ class RetryingClient:
                     )
                 if response.status_code >= 500:
                     raise TransientError(f"{where}: HTTP {response.status_code}")
-                if check is not None and not stream:  # a streamed body is checked by its reader
-                    check(response)
+                if check is not None:
+                    streamed = response
+                    try:
+                        response = check(streamed)
+                    finally:
+                        streamed.close()
             except (httpx.TimeoutException, httpx.TransportError, TransientError) as exc:
                 if response is not None:
                     response.close()
@@ -290,7 +392,7 @@ class RetryingClient:
                 )
                 if getattr(self._local, "outer", False):  # the enclosing retrying() decides
                     raise err from None
-                wait = self._next_wait(where, err, attempt, waited)
+                wait = self._next_wait(where, err, attempt, waited, deadline)
                 if wait is None:
                     raise err from None
                 waited += wait
@@ -300,6 +402,30 @@ class RetryingClient:
             finally:
                 response.close()
             return
+
+
+def iter_body(response: httpx.Response, *, max_bytes: int | None = None) -> Iterator[bytes]:
+    """The body of a streamed response, chunk by chunk, under its request's deadline and ``max_bytes``.
+
+    A body still coming at the deadline raises :class:`DeadlineError`; one
+    over ``max_bytes`` raises :class:`HostileInputError` before the rest is
+    read; a connection lost mid-body raises :class:`TransientError`.
+    """
+    deadline, where = response.extensions.get(_DEADLINE, (None, str(response.request.url.host)))
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise HostileInputError(f"{where}: the answer is over the {max_bytes}-byte cap; refusing the rest")
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineError(
+                    f"{where}: the answer was still arriving at the request deadline ({size} bytes read): "
+                    "the site is trickling its answer; try again later, or raise request_deadline in $" + POLICY_ENV
+                )
+            yield chunk
+    except (httpx.TransportError, httpx.TimeoutException) as exc:
+        raise TransientError(f"{where}: connection dropped while reading the answer ({type(exc).__name__})") from None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -338,6 +338,25 @@ class Capability:
 
 
 @attrs.frozen
+class QuotaModel:
+    """How a marketplace counts requests, so that a quota answer blocks the right account for the right time.
+
+    ``partner_setting`` names the store setting that identifies the account
+    the quota belongs to (stores sharing it share the quota). The window is
+    ``window_seconds`` long; ``aligned`` windows reset on multiples of it
+    (3600: every clock hour), others that long after the quota answer. A
+    quota answer that says when to come back (``retry_after``) wins.
+    ``requests_setting`` names an optional setting giving the window's size,
+    when the marketplace does not publish it.
+    """
+
+    partner_setting: str
+    window_seconds: int = 3600
+    aligned: bool = True
+    requests_setting: str | None = None
+
+
+@attrs.frozen
 class MarketplaceInfo:
     """How a marketplace plugin describes itself (the ``marketplace_info`` hook).
 
@@ -355,6 +374,8 @@ class MarketplaceInfo:
     statuses: dict[str, str] = attrs.field(factory=dict)
     raw_schema: dict[str, Any] | None = attrs.field(default=None, repr=False)
     description: str = ""
+    quota: QuotaModel | None = None
+    """How its quota is counted; ``None``: a quota answer blocks the store's marketplace calls for an hour."""
 
 
 @attrs.frozen
@@ -396,11 +417,15 @@ class FetchPage:
     ``cursor`` is the plugin's opaque resume point (JSON-able) once every order
     before it has been yielded; ``None`` means "no new cursor yet". The host
     saves a cursor in the same transaction as the orders of its page.
+    ``failure`` says, in one line, that part of the marketplace's answer
+    could not be read (e.g. one site's document is malformed): the sync
+    stores the page, reports the failure and ends with a non-zero status.
     """
 
     orders: tuple[RawOrder, ...] = attrs.field(default=(), converter=_raw_orders)
     rejects: tuple[RawReject, ...] = attrs.field(default=(), converter=_raw_rejects)
     cursor: Any = None
+    failure: str | None = None
 
 
 @attrs.frozen

@@ -38,6 +38,7 @@ class Runtime:
         lease_wait: float = 60.0,
         lease_ttl: float = 60.0,
         workers: int | None = None,
+        accept_concurrency: int = 8,
     ) -> None:
         self.host = host
         self.book = book
@@ -47,6 +48,8 @@ class Runtime:
         self.lease_ttl = lease_ttl
         self.workers = None if workers is None else check_workers(workers)
         """Map worker processes per sync (:mod:`connector_core.sync.workers`); ``None``: the default."""
+        self.accept_concurrency = accept_concurrency
+        """Accepts in flight at once when a sync drains the accept outbox."""
         self._host_settings: dict[tuple[str, str], host_settings.HostSettings] = {}
 
     def store_context(self, store_name: str) -> StoreContext:

@@ -245,6 +245,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX runs_store ON runs(store, started_at);
     """,
+    # v9: the quota state per (marketplace, partner), shared by every store and process on the book
+    """
+    CREATE TABLE quotas (
+        marketplace TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        blocked_until TEXT NOT NULL,
+        reason TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (marketplace, partner)
+    );
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 

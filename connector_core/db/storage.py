@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -156,3 +157,8 @@ class OrderStore(Protocol):
     def finish_accepts(
         self, store: str, done: Sequence[str], retry: Sequence[tuple[str, str]], failed: Sequence[tuple[str, str]]
     ) -> None: ...
+
+    # quota (per marketplace and partner, shared by every store and process)
+    def quota_blocked_until(self, marketplace: str, partner: str) -> datetime | None: ...
+    def block_quota(self, marketplace: str, partner: str, until: datetime, reason: str) -> None: ...
+    def clear_quota(self, marketplace: str, partner: str) -> None: ...

@@ -14,27 +14,40 @@ mode (:meth:`OrderBook.bulk_writes`).
 
 The sync runs under the store's lease, so two host processes on one order
 book never sync the same store at once.
+
+Bounded: no request of a sync runs past its ``sync_deadline`` (the HTTP
+policy) and no page is fetched after it. A quota answer blocks the store's
+partner (:mod:`connector_core.quota`): the sync keeps what it stored, leaves
+its accepts pending (:mod:`connector_core.sync.accepts`) and ends at once,
+its report saying until when (``quota_until``) and how many accepts wait
+(``deferred``). A page's ``failure`` (a site's document that could not be
+read) lands in the report's ``failures``. Within one page, the last
+payload of an order key wins.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
 
-from connector_core import catalogue, history
+from connector_core import catalogue, history, quota
+from connector_core.clock import utc_iso
 from connector_core.db.leases import Lease
-from connector_core.db.rows import OrderRow, PageStats, Reject, order_from_row, prepare_row
-from connector_core.errors import ConnectorError, MarketplaceError, PayloadError, TransientError, WorkerFailed
+from connector_core.db.rows import OrderRow, PageStats, Reject, prepare_row
+from connector_core.errors import ConnectorError, DeadlineError, PayloadError, QuotaError, WorkerFailed
 from connector_core.forking import auto_workers, single_threaded
 from connector_core.models import CatalogueEntry, FetchPage, Order, StatusChange
 from connector_core.runtime import Runtime
 from connector_core.secrets import redact
 from connector_core.store_context import StoreContext
+from connector_core.sync.accepts import AcceptReport, drain_accepts
 from connector_core.sync.pipeline import MappedPage, Pipeline, raw_schema_of
 from connector_core.sync.workers import MIN_PAGE, MapWorkers
 
@@ -47,8 +60,6 @@ CATALOGUE_SNAPSHOT_MAX = 500_000
 REFETCH_STAGES = frozenset({"parse", "validation"})
 """Reject stages worth a second fetch: a copy that is malformed or fails the raw schema may be a
 transfer fault. Mapping and canonical rejects of a well-formed document are deterministic."""
-MAX_ACCEPT_ATTEMPTS = 10
-"""An accept that failed for a passing reason this many times is given up (``failed``)."""
 
 
 @attrs.frozen
@@ -67,20 +78,17 @@ class SyncReport:
     cursor: Any = None
     interrupted: bool = False
     """Stopped early at a page boundary (Ctrl-C, SIGTERM): every page before it is stored with its cursor."""
+    deferred: int = 0
+    """Accepts left pending because the quota is used up (sent by the first sync after ``quota_until``)."""
+    quota_until: str | None = None
+    """When the marketplace's quota block of this store's partner ends (ISO UTC), if the sync met one."""
+    failures: tuple[str, ...] = ()
+    """What could not be read or done (a malformed site document, the sync deadline), one line each."""
 
     @property
     def stored(self) -> int:
         """Orders written or confirmed unchanged."""
         return self.inserted + self.updated + self.unchanged
-
-
-@attrs.frozen
-class AcceptReport:
-    """What one drain of a store's accept outbox did."""
-
-    accepted: int = 0
-    retry: int = 0
-    failed: int = 0
 
 
 Progress = Callable[[SyncReport], None]
@@ -125,7 +133,9 @@ def sync_store(
 
             report = _sync(runtime, store, track, lease, workers, stop)
             _count(run, report)
-            run.state = "interrupted" if report.interrupted else "done"
+            run.state = "interrupted" if report.interrupted else "failed" if report.failures else "done"
+            if report.failures:  # a site's unreadable document, the deadline: in the history too
+                run.error = "; ".join(report.failures)
             return report
     finally:
         store.http.close()
@@ -160,18 +170,55 @@ def _sync(
     stop: StopSignal | None,
 ) -> SyncReport:
     host, book = runtime.host, runtime.book
-    host.connect(store)
-    if runtime.host_settings(store).products.import_marketplace_catalogue:
-        refresh_catalogue(runtime, store)
+    deadline = time.monotonic() + runtime.http_policy.sync_deadline
+    store.http.until = deadline  # no request of this sync runs past it
     since = book.get_cursor(store.name)
-    pipeline = pipeline_for(runtime, store)
     report = SyncReport(store=store.name, cursor=since)
+    blocked = quota.blocked_until(runtime, store)
+    if blocked is not None:  # no call at all for a blocked partner: the sync ends at once
+        return _deferred(runtime, store, report, blocked)
+    try:
+        host.connect(store)
+        if runtime.host_settings(store).products.import_marketplace_catalogue:
+            refresh_catalogue(runtime, store)
+    except QuotaError as err:
+        return _deferred(runtime, store, report, quota.block(runtime, store, err))
+    pipeline = pipeline_for(runtime, store)
     pool: MapWorkers | None = None
     in_flight: deque[FetchPage] = deque()  # pages handed to the workers, in fetch order
+    stopped: list[str] = []
+    quota_until: list[datetime] = []
+
+    def fetched() -> Iterator[FetchPage]:
+        """The plugin's pages until the end, the sync deadline, or a quota answer (the pages so far are kept)."""
+        pages = iter(host.fetch_orders(store, since=since))
+        try:
+            while not quota_until:
+                if time.monotonic() > deadline:
+                    stopped.append(
+                        f"sync deadline of {runtime.http_policy.sync_deadline:.0f}s reached: "
+                        "what was fetched is stored, the next sync goes on from there"
+                    )
+                    return
+                try:
+                    page = next(pages)
+                except StopIteration:
+                    return
+                yield _last_wins(page)
+        except QuotaError as err:
+            quota_until.append(quota.block(runtime, store, err))
+        except DeadlineError as err:
+            stopped.append(err.message)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
 
     def finish(page: FetchPage, mapped: MappedPage) -> None:
         nonlocal report
         report = _store_page(runtime, pipeline, page, mapped, lease, report)
+        if report.quota_until is not None and not quota_until:
+            quota_until.append(datetime.fromisoformat(report.quota_until.replace("Z", "+00:00")))
         if progress is not None:
             progress(report)
 
@@ -188,7 +235,7 @@ def _sync(
     with contextlib.ExitStack() as stack:
         large = False
         stack.callback(lambda: pool.close() if pool is not None else None)
-        for page in host.fetch_orders(store, since=since):
+        for page in fetched():
             if not large and len(page.orders) >= MIN_PAGE:  # the first large page: this sync is an import
                 large = True
                 stack.enter_context(book.bulk_writes())  # fewer WAL checkpoints
@@ -216,12 +263,40 @@ def _sync(
                 in_flight.popleft()
             except WorkerFailed as err:
                 without_workers(err)
+    if stopped:
+        report = attrs.evolve(report, failures=(*report.failures, *stopped))
+    if quota_until:
+        return _deferred(runtime, store, report, quota_until[0])
     if report.pages == 0 and not report.interrupted:  # nothing fetched: accepts left over still go out
         drained = drain_accepts(runtime, store, lease=lease)
-        report = attrs.evolve(
-            report, accepted=drained.accepted, accept_errors=report.accept_errors + drained.failed + drained.retry
-        )
+        report = _with_drain(report, drained)
+        if drained.quota_until is not None:
+            return _deferred(runtime, store, report, drained.quota_until)
     return report
+
+
+def _last_wins(page: FetchPage) -> FetchPage:
+    """``page`` with one payload per order key: the last occurrence wins, for the order and its raw copy alike."""
+    keys = [raw.order_key for raw in page.orders]
+    if len(set(keys)) == len(keys):
+        return page
+    last = {key: i for i, key in enumerate(keys)}
+    log.warning("%s duplicate order key(s) in one page: the last occurrence of each is kept", len(keys) - len(last))
+    return attrs.evolve(page, orders=[raw for i, raw in enumerate(page.orders) if last[raw.order_key] == i])
+
+
+def _deferred(runtime: Runtime, store: StoreContext, report: SyncReport, until: datetime) -> SyncReport:
+    """``report`` of a sync that met its partner's quota block: what waits for ``until``."""
+    return attrs.evolve(report, quota_until=utc_iso(until), deferred=runtime.book.count_pending_accepts(store.name))
+
+
+def _with_drain(report: SyncReport, drained: AcceptReport) -> SyncReport:
+    return attrs.evolve(
+        report,
+        accepted=report.accepted + drained.accepted,
+        accept_errors=report.accept_errors + drained.failed + drained.retry,
+        quota_until=utc_iso(drained.quota_until) if drained.quota_until is not None else report.quota_until,
+    )
 
 
 def _start_workers(runtime: Runtime, pipeline: Pipeline, count: int) -> MapWorkers | None:
@@ -261,6 +336,10 @@ def _store_page(
     by_key = {row.order_key: row for row in rows}
     drained = drain_accepts(runtime, store, orders=orders, rows=by_key, lease=lease)
     report = _add(report, page, stats, drained.accepted, drained.failed + drained.retry + mapped.accept_errors)
+    if drained.quota_until is not None:
+        report = attrs.evolve(report, quota_until=utc_iso(drained.quota_until))
+    if page.failure:
+        report = attrs.evolve(report, failures=(*report.failures, redact(page.failure)))
     log.info(
         "%s: page %d: %d new, %d updated, %d unchanged, %d rejected",
         store.name,
@@ -320,62 +399,6 @@ def _refetch(
             orders[order.order_key] = order
         out.append(attrs.evolve(reject, retried=True))
     return out
-
-
-def drain_accepts(
-    runtime: Runtime,
-    store: StoreContext,
-    *,
-    orders: Mapping[str, Order] | None = None,
-    rows: Mapping[str, OrderRow] | None = None,
-    lease: Lease | None = None,
-) -> AcceptReport:
-    """Send the store's pending accepts (the accept outbox) and record them in one write.
-
-    ``orders`` and ``rows`` are orders the caller already holds (the page
-    just stored): they are not read back from the book. A passing failure
-    leaves the accept pending for the next sync (given up after
-    :data:`MAX_ACCEPT_ATTEMPTS`); a refusal marks it failed with the reason.
-    """
-    book = runtime.book
-    pending = book.pending_accepts(store.name)
-    if not pending:
-        return AcceptReport()
-    done: list[str] = []
-    retry: list[tuple[str, str]] = []
-    failed: list[tuple[str, str]] = []
-    statuses: list[tuple[str, Any, Any]] = []
-    for entry in pending:
-        if lease is not None:
-            lease.check()
-        key = entry.order_key
-        try:
-            order = (orders or {}).get(key)
-            if order is None:
-                row = (rows or {}).get(key)
-                order = order_from_row(row) if row is not None else book.get_order(store.name, key)
-            change = runtime.host.accept_order(store, order)
-            statuses.append(
-                (key, runtime.host.map_status(store, change.marketplace_status.code), change.marketplace_status)
-            )
-            done.append(key)
-        except TransientError as err:
-            if entry.attempts + 1 >= MAX_ACCEPT_ATTEMPTS:
-                failed.append((key, f"gave up after {entry.attempts + 1} attempts: {err.message}"))
-            else:
-                retry.append((key, err.message))
-            log.warning("%s: could not accept %s: %s", store.name, key, err)
-        except (MarketplaceError, PayloadError) as err:
-            failed.append((key, err.message))
-            log.warning("%s: could not accept %s: %s", store.name, key, err)
-        except ConnectorError as err:  # e.g. the order left the book meanwhile
-            failed.append((key, err.message))
-            log.warning("%s: could not accept %s: %s", store.name, key, err)
-    with book.transaction():
-        book.finish_accepts(store.name, done, retry, failed)
-        if statuses:
-            book.update_statuses(store.name, statuses)
-    return AcceptReport(accepted=len(done), retry=len(retry), failed=len(failed))
 
 
 def apply_change(runtime: Runtime, store: StoreContext, order_key: str, change: StatusChange) -> None:

@@ -53,13 +53,13 @@ def test_retries_5xx_and_dropped_connections() -> None:
     assert len(sleeps) == 3
 
 
-def test_honours_429_retry_after() -> None:
-    """A 429 answer waits exactly the Retry-After seconds before retrying."""
-    answers = iter([httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200)])
+def test_honours_a_short_429_retry_after() -> None:
+    """A 429 answer naming a wait within max_quota_wait waits exactly that long, then retries."""
+    answers = iter([httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200)])
     sleeps: list[float] = []
     with _client(lambda r: next(answers), sleeps) as client:
         assert client.request("GET", URL).status_code == 200
-    assert sleeps == [7.0]
+    assert sleeps == [3.0]
 
 
 def test_auth_errors_are_never_retried() -> None:

@@ -10,7 +10,7 @@ from connector_core.engine import Engine
 from connector_core.http import HttpPolicy
 from connector_core.plugins import PluginHost, get_plugin_manager
 
-FAST = HttpPolicy(max_attempts=8, backoff_base=0.001, backoff_max=0.01, max_total_wait=2.0, quota_wait_default=0.01)
+FAST = HttpPolicy(max_attempts=8, backoff_base=0.001, backoff_max=0.01, max_total_wait=2.0, max_quota_wait=0.01)
 STORE = "sp"
 
 

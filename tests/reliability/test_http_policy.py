@@ -89,14 +89,21 @@ def test_total_waiting_time_is_bounded() -> None:
 
 
 def test_retry_after_as_http_date_and_quota_over_budget() -> None:
-    """Retry-After may be an HTTP date; a quota wait beyond the budget gives up at once instead of waiting."""
+    """Retry-After may be an HTTP date; a quota wait beyond max_quota_wait is raised at once, never slept."""
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     answers = iter([httpx.Response(429, headers={"Retry-After": when}), httpx.Response(200)])
     sleeps: list[float] = []
-    policy = HttpPolicy(max_total_wait=120)
+    policy = HttpPolicy(max_total_wait=120, max_quota_wait=40)
     with RetryingClient(policy, transport=httpx.MockTransport(lambda r: next(answers)), sleep=sleeps.append) as c:
         assert c.request("GET", "http://127.0.0.1:9/x").status_code == 200
     assert len(sleeps) == 1 and 25 <= sleeps[0] <= 30
+    sleeps.clear()
+    policy = HttpPolicy(max_total_wait=120)  # the default max_quota_wait: 5 s
+    answers = iter([httpx.Response(429, headers={"Retry-After": when}), httpx.Response(200)])
+    with RetryingClient(policy, transport=httpx.MockTransport(lambda r: next(answers)), sleep=sleeps.append) as c:
+        with pytest.raises(QuotaError) as caught:
+            c.request("GET", "http://127.0.0.1:9/x")
+        assert c.attempts == 1 and caught.value.retry_after is not None and caught.value.retry_after > 20
     sleeps.clear()
     hour = httpx.Response(429, headers={"Retry-After": "3600"})
     with RetryingClient(policy, transport=httpx.MockTransport(lambda r: hour), sleep=sleeps.append) as client:
@@ -108,12 +115,12 @@ def test_retry_after_as_http_date_and_quota_over_budget() -> None:
 
 def _spartoo(handler: httpx.MockTransport, sleeps: list[float], **policy: float) -> SpartooClient:
     settings = SpartooSettings.from_dict({"partner_id": "ABCDEF0123456789", "base_url": "http://127.0.0.1:9/{site}/"})
-    http = RetryingClient(HttpPolicy(quota_wait_default=7.0, **policy), transport=handler, sleep=sleeps.append)  # type: ignore[arg-type]
+    http = RetryingClient(HttpPolicy(**policy), transport=handler, sleep=sleeps.append)  # type: ignore[arg-type]
     return SpartooClient(settings, http)
 
 
-def test_spartoo_minus_429_on_an_update_is_waited_for_and_retried() -> None:
-    """Spartoo's -429 envelope (HTTP 200) on xml_maj_orders waits quota_wait_default, then the update goes through."""
+def test_spartoo_minus_429_on_an_update_is_raised_at_once() -> None:
+    """Spartoo's -429 envelope (HTTP 200) on xml_maj_orders is a QuotaError after one request and no sleep."""
     codes = iter(["-429", "1"])
     seen: list[str] = []
 
@@ -123,9 +130,10 @@ def test_spartoo_minus_429_on_an_update_is_waited_for_and_retried() -> None:
 
     sleeps: list[float] = []
     client = _spartoo(httpx.MockTransport(handler), sleeps)
-    client.update_order("com", "A1", "2")
-    assert sleeps == [7.0]
-    assert seen == ["/com/xml_maj_orders.php"] * 2
+    with pytest.raises(QuotaError, match="-429"):
+        client.update_order("com", "A1", "2")
+    assert sleeps == []
+    assert seen == ["/com/xml_maj_orders.php"]
     client.http.close()
 
 

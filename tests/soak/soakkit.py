@@ -25,7 +25,7 @@ FAST_POLICY = HttpPolicy(
     backoff_base=0.002,
     backoff_max=0.02,
     max_total_wait=3.0,
-    quota_wait_default=0.01,
+    max_quota_wait=0.01,
 )
 """Short waits so faults cost milliseconds; still bounded in count and total time."""
 

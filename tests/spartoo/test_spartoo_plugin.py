@@ -15,7 +15,7 @@ from connector_spartoo.xmlstream import AUTH_MESSAGE
 from fake_spartoo import PARTNER, FakeSpartoo, make_store
 from spartoo_docs import document, envelope, simple_order
 
-from connector_core.errors import AuthError, ConfigError, SettingsError, TransitionError
+from connector_core.errors import AuthError, ConfigError, QuotaError, SettingsError, TransitionError
 from connector_core.models import FieldOutcome, Order, RawReject, Shipment, Support
 from connector_core.store_context import StoreContext
 
@@ -159,10 +159,10 @@ def test_next_fetch_starts_at_cursor_minus_overlap(fake: FakeSpartoo, store: Sto
     assert dates == ["2024-07-01:11:50:00", "2024-01-01:10:50:00"]  # CEST +2 / CET +1, minus 10 min
 
 
-def test_quota_and_drop_before_first_order_are_retried(fake: FakeSpartoo, store: StoreContext) -> None:
-    """A -429 envelope, then a dropped connection, then the answer: the export succeeds after retries."""
+def test_drops_before_first_order_are_retried_and_quota_is_raised(fake: FakeSpartoo, store: StoreContext) -> None:
+    """Two dropped connections, then the answer: the export succeeds after retries; a -429 is raised, not retried."""
     fake.add("com", "C0")
-    faults = [envelope(-429, "quota"), None]
+    faults: list[bytes | None] = [None, None]
 
     def fault(site: str, script: str, form: dict[str, str]) -> httpx.Response | None:
         if script != "xml_export_orders.php" or site != "com" or not faults:
@@ -177,6 +177,10 @@ def test_quota_and_drop_before_first_order_are_retried(fake: FakeSpartoo, store:
     assert [o.order_key for p in pages for o in p.orders] == ["com:C0"]
     assert store.http.retries == 2
     assert faults == []
+    faults.append(envelope(-429, "quota"))
+    with pytest.raises(QuotaError, match="-429"):
+        list(plugin.fetch_orders(store=store, since=None))
+    assert store.http.retries == 2
 
 
 def test_malformed_export_keeps_orders_and_holds_the_cursor(fake: FakeSpartoo, store: StoreContext) -> None:

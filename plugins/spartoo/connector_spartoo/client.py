@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from lxml import etree
 
-from connector_core.errors import MarketplaceError, TransientError, TransitionError
-from connector_core.http import RetryingClient
+from connector_core.errors import MarketplaceError, TransitionError
+from connector_core.http import RetryingClient, iter_body
 from connector_core.models import RawReject
 from connector_core.secrets import register_secret
 from connector_spartoo.settings import SpartooSettings
@@ -29,6 +29,7 @@ from connector_spartoo.xmlstream import (
     UnusableElement,
     element_to_json,
     parse_envelope,
+    stream_elements,
 )
 
 EXPORT_ORDERS = "xml_export_orders.php"
@@ -46,16 +47,6 @@ def format_date(when: datetime, settings: SpartooSettings) -> str:
     if when.tzinfo is None:
         raise ValueError("format_date needs an aware datetime")
     return when.astimezone(settings.zone).strftime("%Y-%m-%d:%H:%M:%S")
-
-
-def _body(response: httpx.Response) -> Iterator[bytes]:
-    """The response body as chunks; a connection lost mid-body is a TransientError."""
-    try:
-        yield from response.iter_bytes()
-    except (httpx.TransportError, httpx.TimeoutException) as exc:
-        raise TransientError(
-            f"connection to {response.request.url.host} dropped while reading the answer ({type(exc).__name__})"
-        ) from None
 
 
 def _check_http(response: httpx.Response) -> None:
@@ -93,7 +84,7 @@ class OrderExport:
                 )
             )
             _check_http(response)
-            stream = OrderStream(_body(response), site=self.site, max_bytes=c.max_bytes, max_depth=c.max_depth)
+            stream = OrderStream(iter_body(response), site=self.site, max_bytes=c.max_bytes, max_depth=c.max_depth)
             it = iter(stream)
             head = next(it, _END)
         except BaseException:
@@ -145,12 +136,13 @@ class SpartooClient:
             _check_http(response)
             parsed.append(parse_envelope(response.content, site=site, max_bytes=max_bytes))
 
-        self.http.request(
+        self.http.request(  # the body is streamed and refused past max_bytes before it is held whole
             "POST",
             self.settings.url(site, script),
             data=self._form(**fields),
             timeout=self.settings.timeout,
             check=check,
+            max_bytes=max_bytes,
         )
         return parsed[-1]
 
@@ -210,20 +202,27 @@ class SpartooClient:
                 ) from None
             raise
 
-    def export_products(self, site: str) -> list[dict[str, Any]]:
-        """The seller's online catalogue on ``site`` (``xml_export_products.php``).
+    def export_products(self, site: str) -> Iterator[dict[str, Any]]:
+        """The seller's online catalogue on ``site`` (``xml_export_products.php``), streamed.
 
         Each product is the JSON form of its ``<product>`` element (photos
         ``url1..url8``, ``product_url``, ``size_list/size`` with
-        ``size_name``, ``size_quantity``, ``size_reference``, ``ean``).
+        ``size_name``, ``size_quantity``, ``size_reference``, ``ean``). The
+        answer is parsed as it arrives and each product freed once read
+        (:func:`~connector_spartoo.xmlstream.stream_elements`), under the
+        store's size cap and the request's deadline.
         """
-        root = self._post(site, EXPORT_PRODUCTS, max_bytes=self.max_bytes)
-        products = []
-        for elem in root.iter("product"):
-            try:
-                doc = element_to_json(elem)
-            except UnusableElement:
-                continue  # a product we cannot read is left out of the catalogue import
-            if isinstance(doc, dict):
-                products.append(doc)
-        return products
+        c = self.http
+        with c.stream(
+            "POST", self.settings.url(site, EXPORT_PRODUCTS), data=self._form(), timeout=self.settings.timeout
+        ) as r:
+            _check_http(r)
+            for elem in stream_elements(
+                iter_body(r), "product", site=site, max_bytes=self.max_bytes, max_depth=self.max_depth
+            ):
+                try:
+                    doc = element_to_json(elem, max_depth=self.max_depth)
+                except UnusableElement:
+                    continue  # a product we cannot read is left out of the catalogue import
+                if isinstance(doc, dict):
+                    yield doc

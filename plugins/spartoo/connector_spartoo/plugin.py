@@ -29,6 +29,7 @@ from connector_core.models import (
     MarketplaceStatus,
     Order,
     PushResult,
+    QuotaModel,
     RawOrder,
     RawReject,
     Shipment,
@@ -138,6 +139,9 @@ def marketplace_info() -> MarketplaceInfo:
         statuses=dict(STATUS_NAMES),
         raw_schema=load_schema("order"),
         description="Spartoo seller web service (XML over HTTPS, one host per country site).",
+        # Spartoo counts requests per partner ID per clock hour and answers -429 past it; the size is not
+        # published, so the host does not count ahead: a -429 blocks the partner until the next clock hour
+        quota=QuotaModel(partner_setting="partner_id", window_seconds=3600, aligned=True),
     )
 
 

@@ -4,7 +4,12 @@ Spartoo's ``xml_export_orders.php`` has no pagination: a backlog comes back
 as one document of any size. :class:`OrderStream` feeds the HTTP body chunk
 by chunk into an lxml pull parser and yields one JSON-like ``dict`` per
 ``<order>`` as soon as its end tag is read, then clears the element and
-drops its earlier siblings, so memory stays flat whatever the document size.
+drops its earlier siblings. After each chunk every element already read
+completely is dropped too, whatever its tag and wherever it sits
+(:func:`_prune`: on the path of open elements, all but the last child go;
+an ``<order>`` being read is kept whole), so memory stays flat whatever the
+document's size or shape. :func:`stream_elements` does the same for any
+repeated element (the catalogue's ``<product>``).
 
 Safety: entity substitution, DTD loading and network access are off; a
 document that carries a ``<!DOCTYPE>`` (the only place entities can be
@@ -21,6 +26,10 @@ Broken input:
 
 * an ``<order>`` that cannot become a document (no ``orders_id``, text mixed
   with elements) is yielded as a :class:`RawReject` and parsing goes on;
+* an ``<order>`` outside ``<orders>`` is never dropped unseen: it is yielded
+  as a :class:`RawReject` (stage ``parse``, with its ``orders_id``), which
+  the host fetches again by its id (``fetch_order``) and quarantines if that
+  fails;
 * XML that stops being well-formed mid-document: the orders before the fault
   have been yielded; the rest of the document becomes one :class:`RawReject`
   with the parser's reason, and :attr:`OrderStream.complete` stays ``False``
@@ -257,20 +266,8 @@ class OrderStream:
             raise MarketplaceError(f"Spartoo answered with <{_local(root.tag)}> instead of <root>: check base_url")
 
     def _check_depth(self) -> None:
-        """Refuse a partial tree deeper than ``max_depth``.
-
-        The elements still in the tree are the ones being read (the path to
-        the innermost open element is the chain of last children) and what
-        lies outside the orders; each order is depth-checked again as a
-        whole when it is converted.
-        """
-        node = self.root
-        depth = 0
-        while node is not None:
-            depth += 1
-            if depth > self.max_depth:
-                raise HostileInputError(f"Spartoo answer nests deeper than {self.max_depth} levels")
-            node = node[-1] if len(node) else None
+        """Refuse a partial tree deeper than ``max_depth`` and drop what is read completely (:func:`_prune`)."""
+        _prune(self.root, self.max_depth, "order")
 
     def _events(self, parser: etree.XMLPullParser) -> Iterator[dict[str, Any] | RawReject]:
         # Only <root>, <statut> and <order> raise events (the tag filter runs inside lxml), so Python
@@ -292,6 +289,9 @@ class OrderStream:
                 elem.clear(keep_tail=False)
                 while elem.getprevious() is not None:
                     del parent[0]
+            elif tag == "order" and not any(_local(a.tag) == "order" for a in elem.iterancestors()):
+                yield self._stray(elem)
+                elem.clear(keep_tail=False)
 
     def _depth(self, parent: etree._Element) -> int:
         """Levels from the document element down to an ``<order>`` of ``parent`` (the same for all of them)."""
@@ -304,6 +304,19 @@ class OrderStream:
             node = node.getparent()
         self._parent_depth = (parent, depth)
         return depth
+
+    def _stray(self, elem: etree._Element) -> RawReject:
+        """The reject of an ``<order>`` found outside ``<orders>``: kept with its id, to be fetched again."""
+        where = "/".join(str(_local(a.tag)) for a in reversed(list(elem.iterancestors())))
+        order_id = (elem.findtext("orders_id") or "").strip() or None
+        self.rejects += 1
+        return RawReject(
+            reason=f"an <order> outside <orders> (at /{where}): not imported from this document; "
+            "the host fetches it again by its id",
+            stage="parse",
+            order_key=self._key(order_id),
+            payload=etree.tostring(elem, encoding="unicode")[:REJECT_PAYLOAD_CHARS],
+        )
 
     def _convert(self, elem: etree._Element, parent: etree._Element) -> dict[str, Any] | RawReject:
         try:
@@ -370,3 +383,101 @@ class OrderStream:
             self._see_root(root)
         self._check_depth()
         self.complete = True
+
+
+def _prune(root: etree._Element | None, max_depth: int, keep: str) -> None:
+    """Drop every element of a partial tree that is read completely; refuse one deeper than ``max_depth``.
+
+    The open elements are the chain of last children from the root; every
+    earlier child along that chain was closed, and its events (an order, a
+    product) were handled before this runs, so it can go. Below an element
+    named ``keep`` (the one being read) nothing is dropped.
+    """
+    node = root
+    depth = 0
+    pruning = True
+    while node is not None:
+        depth += 1
+        if depth > max_depth:
+            raise HostileInputError(f"Spartoo answer nests deeper than {max_depth} levels")
+        if pruning and _local(node.tag) == keep:
+            pruning = False
+        count = len(node)
+        if pruning and count > 1:
+            del node[: count - 1]
+        node = node[-1] if count else None
+
+
+def stream_elements(
+    chunks: Iterable[bytes],
+    tag: str,
+    *,
+    site: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Iterator[etree._Element]:
+    """Yield each ``<tag>`` element of a streamed Spartoo answer as soon as it is read; free it afterwards.
+
+    The same safety as :class:`OrderStream`: no DOCTYPE, ``<root>`` (or a
+    ``<statut>`` envelope) as the document element, a negative top-level
+    ``<statut>`` raised as its error, ``max_bytes`` and ``max_depth`` enforced,
+    completed elements dropped after each chunk. A yielded element is valid
+    until the next one is asked for. Malformed XML raises
+    :class:`MarketplaceError`: unlike orders, nothing of a broken answer is used.
+    """
+    parser = etree.XMLPullParser(
+        events=("start", "end"), tag=("{*}root", "{*}statut", "{*}" + tag), **_parser_options()
+    )
+    root: etree._Element | None = None
+    size = 0
+    head = b""
+
+    def events() -> Iterator[etree._Element]:
+        nonlocal root
+        for event, elem in parser.read_events():
+            if root is None:
+                root = elem.getroottree().getroot()
+                _refuse_doctype(root)
+                if _local(root.tag) not in ("root", "statut"):
+                    raise MarketplaceError(
+                        f"Spartoo answered with <{_local(root.tag)}> instead of <root>: check base_url"
+                    )
+            if event == "start":
+                continue
+            local = _local(elem.tag)
+            parent = elem.getparent()
+            if local == "statut":
+                if parent is None or parent.getparent() is None:
+                    raise_for_statut(*_statut_of(elem), site=site)
+            elif local == tag:
+                yield elem
+                elem.clear(keep_tail=False)
+                if parent is not None:
+                    while elem.getprevious() is not None:
+                        del parent[0]
+
+    for chunk in chunks:
+        if not chunk:
+            continue
+        size += len(chunk)
+        if len(head) < 512:
+            head += chunk[: 512 - len(head)]
+        if size > max_bytes:
+            raise HostileInputError(f"Spartoo answer is over the {max_bytes}-byte cap; refusing the rest")
+        try:
+            parser.feed(chunk)
+        except etree.XMLSyntaxError as exc:
+            if root is None:
+                raise _not_xml(head, exc.msg) from None
+            raise MarketplaceError(f"Spartoo sent malformed XML after byte {size}: {exc.msg}") from None
+        yield from events()
+        _prune(root, max_depth, tag)
+    try:
+        parser.close()
+    except etree.XMLSyntaxError as exc:
+        if root is None:
+            raise _not_xml(head, exc.msg) from None
+        raise TransientError(f"the Spartoo answer ended early (truncated transfer?): {exc.msg}") from None
+    yield from events()
+    if root is None:
+        raise MarketplaceError("Spartoo sent an empty answer")

@@ -1,0 +1,105 @@
+"""Marketplace quotas: a quota answer blocks its (marketplace, partner) in the order book until the window resets.
+
+The HTTP layer never sleeps through a marketplace's quota window
+(:mod:`connector_core.http` raises :class:`~connector_core.errors.QuotaError`
+at once). The engine records the block here, in the order book, so every
+store of the same partner account and every host process sharing the book
+sees it; calls for a blocked partner are not made (:func:`ensure_open`
+raises before any request), and the deferred work (accepts in the accept
+outbox, shipments in the outbox, the orders past the cursor) is picked up
+by the first sync or push after the block ends.
+
+The block lasts until the marketplace's own ``retry_after`` when the answer
+gives one, else until the end of the quota window of the plugin's
+:class:`~connector_core.models.QuotaModel` (Spartoo: the next clock hour),
+else one hour. The partner is keyed by a fingerprint of the setting that
+names it (:func:`fingerprint`), never by the secret itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from connector_core.errors import QuotaError
+
+if TYPE_CHECKING:
+    from connector_core.runtime import Runtime
+    from connector_core.store_context import StoreContext
+
+log = logging.getLogger("connector_core.quota")
+
+DEFAULT_WINDOW = 3600
+"""Seconds a quota answer blocks a store whose plugin declares no quota model."""
+
+
+def fingerprint(value: str) -> str:
+    """A stable, non-secret key for a partner account (the first 16 hex digits of its SHA-256)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def scope(runtime: Runtime, store: StoreContext) -> tuple[str, str]:
+    """``(marketplace, partner key)`` of the quota ``store`` draws on."""
+    model = runtime.host.info(store.marketplace).quota
+    if model is None or store.settings.get(model.partner_setting) in (None, ""):
+        return store.marketplace, f"store:{store.name}"
+    return store.marketplace, fingerprint(str(store.settings[model.partner_setting]))
+
+
+def window_end(runtime: Runtime, store: StoreContext, now: datetime | None = None) -> datetime:
+    """When the current quota window of ``store``'s marketplace ends."""
+    moment = now or datetime.now(UTC)
+    model = runtime.host.info(store.marketplace).quota
+    seconds = model.window_seconds if model is not None else DEFAULT_WINDOW
+    if model is not None and model.aligned:
+        epoch = int(moment.timestamp())
+        return datetime.fromtimestamp(epoch - epoch % seconds + seconds, UTC)
+    return moment + timedelta(seconds=seconds)
+
+
+def blocked_until(runtime: Runtime, store: StoreContext) -> datetime | None:
+    """When the block on ``store``'s quota ends, or ``None`` if calls may be made now."""
+    marketplace, partner = scope(runtime, store)
+    return runtime.book.quota_blocked_until(marketplace, partner)
+
+
+def clock_time(when: datetime) -> str:
+    """``when`` as the one-line form the CLI shows (``14:00 UTC``; with the date when not today)."""
+    when = when.astimezone(UTC)
+    if when.date() != datetime.now(UTC).date():
+        return when.strftime("%Y-%m-%d %H:%M UTC")
+    return when.strftime("%H:%M UTC")
+
+
+def blocked_error(runtime: Runtime, store: StoreContext, until: datetime) -> QuotaError:
+    """The error for a call refused because ``store``'s quota is blocked until ``until``."""
+    title = runtime.host.info(store.marketplace).title
+    wait = max(0.0, (until - datetime.now(UTC)).total_seconds())
+    return QuotaError(
+        f"{title} quota used up until {clock_time(until)}: no call is made before then; "
+        "the next sync or push after that picks the deferred work up",
+        retry_after=wait,
+        until=until,
+        store=store.name,
+    )
+
+
+def ensure_open(runtime: Runtime, store: StoreContext) -> None:
+    """Raise the :func:`blocked_error` when ``store``'s quota is blocked; do nothing otherwise."""
+    until = blocked_until(runtime, store)
+    if until is not None:
+        raise blocked_error(runtime, store, until)
+
+
+def block(runtime: Runtime, store: StoreContext, err: QuotaError) -> datetime:
+    """Record the quota answer ``err``: block ``store``'s partner until the window resets; return that moment."""
+    if err.until is not None:  # already a block the host recorded
+        return err.until
+    now = datetime.now(UTC)
+    until = now + timedelta(seconds=err.retry_after) if err.retry_after else window_end(runtime, store, now)
+    marketplace, partner = scope(runtime, store)
+    runtime.book.block_quota(marketplace, partner, until, err.message)
+    log.warning("%s: quota used up until %s: %s", store.name, clock_time(until), err.message)
+    return runtime.book.quota_blocked_until(marketplace, partner) or until
