@@ -49,6 +49,8 @@ class Runtime:
         self.workers = None if workers is None else check_workers(workers)
         """Map worker processes per sync (:mod:`connector_core.sync.workers`); ``None``: the default."""
         self.accept_concurrency = accept_concurrency
+        self.notice: Callable[[str], None] | None = None
+        """Told why nothing moves (a retry and its wait, a deadline); the CLI shows it on a terminal."""
         """Accepts in flight at once when a sync drains the accept outbox."""
         self._host_settings: dict[tuple[str, str], host_settings.HostSettings] = {}
 
@@ -57,13 +59,15 @@ class Runtime:
         record = self.book.get_store(store_name)
         info = self.host.info(record.marketplace)
         register_settings(info.settings_schema, record.settings)
+        http = RetryingClient(self.http_policy)
+        http.notice = None if self.notice is None else _prefixed(self.notice, record.name)
         return StoreContext(
             name=record.name,
             marketplace=record.marketplace,
             settings=dict(record.settings),
             status_map=dict(record.status_map),
             store_settings=dict(record.store_settings),
-            http=RetryingClient(self.http_policy),
+            http=http,
         )
 
     def host_settings(self, store: StoreContext) -> host_settings.HostSettings:
@@ -84,6 +88,10 @@ class Runtime:
         mine = copy.copy(self)
         mine.book = self.book.reopen()
         return mine
+
+
+def _prefixed(notice: Callable[[str], None], store: str) -> Callable[[str], None]:
+    return lambda line: notice(f"{store}: {line}")
 
 
 @contextmanager

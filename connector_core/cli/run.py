@@ -8,14 +8,15 @@ from types import FrameType
 
 import click
 
-from connector_core import hookimpl
+from connector_core import hookimpl, http
 from connector_core.cli.app import App, pass_app
 from connector_core.cli.output import out
 from connector_core.cli.ship import push_lines
 from connector_core.cli.sync import WORKERS_OPTION, interrupted_line, sync_line, sync_stores
 from connector_core.clock import now_iso
-from connector_core.errors import ConnectorError
+from connector_core.errors import ConnectorError, Interrupted
 from connector_core.push.outbox import PushReport
+from connector_core.secrets import redact
 from connector_core.sync.runner import SyncReport
 
 
@@ -33,6 +34,7 @@ def add_run_command(group: click.Group) -> None:
 
         def handler(signum: int, frame: FrameType | None) -> None:
             stop.set()
+            http.interrupt()  # a retry wait in progress ends within a second
 
         previous = {}
         in_main = threading.current_thread() is threading.main_thread()
@@ -40,6 +42,7 @@ def add_run_command(group: click.Group) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, handler)
         cycles = 0
+        http.resume()
         try:
             while not stop.is_set():
                 cycles += 1
@@ -55,9 +58,12 @@ def add_run_command(group: click.Group) -> None:
                 if max_cycles is not None and cycles >= max_cycles:
                     break
                 stop.wait(interval)
+        except Interrupted:
+            pass  # the signal's own stop: what is done is kept
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+            http.resume()
         out(f"stopped after {cycles} cycle(s)")
 
 
@@ -84,13 +90,19 @@ def _run_store(
     synced: list[SyncReport],
     pushed: list[PushReport],
 ) -> int:
-    """Sync and push one store; return 1 if it failed (the error is printed), else 0."""
+    """Sync and push one store; return 1 if it failed (the error is printed), else 0.
+
+    Whatever fails is one line on stderr and the loop goes on with the next store: a bug met by one
+    store (any exception) never ends the loop; only Interrupted (SIGTERM during a wait) does.
+    """
     try:
-        reports, _ = sync_stores(app, [name], workers, stop=stop)
+        reports, failures = sync_stores(app, [name], workers, stop=stop)
         if not reports:
             return 0
         synced.append(reports[0])
         out(interrupted_line(reports[0]) if reports[0].interrupted else sync_line(reports[0]))
+        for failure in failures:
+            out(f"error: {failure}", err=True)
         if stop.is_set():
             return 0
         report = app.engine.push(name)
@@ -100,7 +112,12 @@ def _run_store(
     except ConnectorError as err:
         out(f"error: {name}: {err.message}", err=True)
         return 1
-    return 0
+    except Interrupted:
+        raise
+    except Exception as exc:  # a bug met by one store never ends the loop
+        out(f"error: {name}: internal error {type(exc).__name__}: {redact(str(exc))}", err=True)
+        return 1
+    return 1 if failures else 0
 
 
 @hookimpl

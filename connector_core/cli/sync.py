@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -20,6 +21,7 @@ from connector_core.cli.app import App, pass_app, store_names, store_option
 from connector_core.cli.output import UserError, out, out_json
 from connector_core.errors import ConnectorError
 from connector_core.forking import MAX_PROCESSES, MAX_WORKERS, WORKERS_ENV
+from connector_core.quota import clock_time
 from connector_core.secrets import redact
 from connector_core.sync.runner import StopSignal, SyncReport
 
@@ -28,11 +30,25 @@ INTERRUPTED_EXIT = 130
 
 
 def sync_line(r: SyncReport) -> str:
-    return (
+    line = (
         f"{r.store}: {r.fetched} fetched, {r.inserted} new, {r.updated} updated, {r.unchanged} unchanged, "
         f"{r.rejected} rejected, {r.accepted} accepted"
         + (f", {r.accept_errors} not accepted" if r.accept_errors else "")
     )
+    if r.quota_until is not None:
+        until = datetime.fromisoformat(r.quota_until.replace("Z", "+00:00"))
+        line += f"; quota used up until {clock_time(until)}; {r.deferred} accepts deferred"
+    return line
+
+
+def failure_lines(r: SyncReport) -> list[str]:
+    """One ``store: what failed`` line per failure of the sync (a site's unreadable document, the deadline)."""
+    return [f"{r.store}: {failure}" for failure in r.failures]
+
+
+def _notice(line: str) -> None:
+    """A retry or a deadline, told on stderr as it happens, so a terminal user sees why nothing moves."""
+    click.echo(redact(f"  ... {line}"), err=True)
 
 
 @contextlib.contextmanager
@@ -118,6 +134,8 @@ def sync_stores(
     errors: list[str] = []
     engine = app.engine
     engine.workers = workers
+    if sys.stderr.isatty():
+        engine.notice = _notice
     if len(names) > 1 and (concurrency > 1 or processes > 1):
         for name, result in zip(
             names, engine.sync_all(names, concurrency=concurrency, processes=processes), strict=True
@@ -126,17 +144,24 @@ def sync_stores(
                 errors.append(f"{name}: {result.message}")
             else:
                 reports.append(result)
+                errors.extend(failure_lines(result))
         return reports, errors
     for name in names:
         if stop is not None and stop.is_set():
             break
         try:
             with _progress(name) as progress:
-                reports.append(engine.sync(name, progress=progress, stop=stop))
+                report = engine.sync(name, progress=progress, stop=stop)
+            reports.append(report)
+            errors.extend(failure_lines(report))
         except ConnectorError as err:
             if len(names) == 1:
                 raise
             errors.append(f"{name}: {err.message}")
+        except Exception as exc:  # a bug met by one store never stops the others: it is that store's error
+            if len(names) == 1:
+                raise
+            errors.append(f"{name}: internal error {type(exc).__name__}: {redact(str(exc))}")
     return reports, errors
 
 

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from connector_core import history, notify
-from connector_core.errors import ConnectorError, TransientError, TransitionError
+from connector_core import history, notify, quota
+from connector_core.errors import ConnectorError, QuotaError, TransientError, TransitionError
 from connector_core.models import MarketplaceStatus, Order, OrderStatus, PushResult, Shipment, to_json
 from connector_core.runtime import Runtime
 from connector_core.secrets import redact
@@ -92,8 +92,13 @@ def record_shipment(runtime: Runtime, shipment: Shipment) -> int:
 def attempt_push(
     runtime: Runtime, store: StoreContext, outbox_id: int, order_key: str, shipment: Shipment
 ) -> PushAttempt:
-    """Push one shipment to the marketplace; write nothing (see :func:`record_push`)."""
+    """Push one shipment to the marketplace; write nothing (see :func:`record_push`).
+
+    Nothing is sent while the store's quota is blocked (:mod:`connector_core.quota`): the attempt
+    then carries the block as its error and the shipment waits, its attempts not counted.
+    """
     try:
+        quota.ensure_open(runtime, store)
         order = runtime.book.get_order(store.name, order_key)
         result = runtime.host.push_shipment(store, order, shipment)
     except ConnectorError as err:
@@ -115,6 +120,10 @@ def record_push(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> 
 def _record(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> PushOutcome:
     book = runtime.book
     outbox_id, order_key, err = attempt.outbox_id, attempt.order_key, attempt.error
+    if isinstance(err, QuotaError):  # deferred past the quota window; not a failed attempt
+        until = quota.block(runtime, store, err)
+        message = quota.blocked_error(runtime, store, until).message
+        return PushOutcome(outbox_id, order_key, "pending", error=message)
     if isinstance(err, TransientError):
         attempts = book.mark_retry(outbox_id, err.message)
         if attempts >= runtime.max_push_attempts:

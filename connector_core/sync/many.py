@@ -66,6 +66,8 @@ def _sync_one(worker: Callable[[], Runtime], name: str) -> SyncReport | Connecto
         return sync_store(worker(), name)
     except ConnectorError as err:
         return err
+    except Exception as exc:  # a bug met by one store is that store's error; the others go on
+        return ConnectorError(f"internal error {type(exc).__name__}: {exc}", store=name)
 
 
 def _sync_in_processes(

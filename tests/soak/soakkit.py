@@ -26,6 +26,8 @@ FAST_POLICY = HttpPolicy(
     backoff_max=0.02,
     max_total_wait=3.0,
     max_quota_wait=0.01,
+    request_deadline=30.0,
+    sync_deadline=60.0,
 )
 """Short waits so faults cost milliseconds; still bounded in count and total time."""
 
@@ -74,6 +76,7 @@ class Reconciliation:
     malformed_quarantined: int
     malformed_not_quarantined: tuple[str, ...]
     rejected_rows: int
+    unaccepted: tuple[str, ...] = ()  # valid orders the sandbox still has in status 11 (never accepted)
 
     @property
     def problems(self) -> dict[str, int]:
@@ -88,6 +91,7 @@ class Reconciliation:
             "duplicate_updates": self.duplicate_updates,
             "invalid_not_quarantined": len(self.invalid_not_quarantined),
             "malformed_not_quarantined": len(self.malformed_not_quarantined),
+            "unaccepted": len(self.unaccepted),
         }
 
 
@@ -133,4 +137,5 @@ def reconcile(
         malformed_quarantined=sum(1 for k in malformed_keys if quarantined[k]),
         malformed_not_quarantined=tuple(k for k in malformed_keys if not quarantined[k]),
         rejected_rows=rejected_rows,
+        unaccepted=tuple(sorted(k for k in valid if by_key[k]["status"] == "11")),
     )

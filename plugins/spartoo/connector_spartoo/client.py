@@ -71,6 +71,7 @@ class OrderExport:
         self.site = site
         self._form = form
         self.complete = False
+        self.failure: str | None = None
         self.started: datetime | None = None
 
     def _open(self) -> tuple[ExitStack, OrderStream, Iterator[dict[str, Any] | RawReject], Any]:
@@ -99,6 +100,7 @@ class OrderExport:
                 yield head
                 yield from it
             self.complete = stream.complete
+            self.failure = stream.failure
 
 
 class SpartooClient:

@@ -198,6 +198,7 @@ def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
                 yield FetchPage(orders=orders, rejects=rejects)
                 orders, rejects = [], []
         new_cursor = None
+        failure = None
         if export.complete and export.started is not None:
             cursor[site] = _iso(export.started)
             new_cursor = dict(cursor)
@@ -205,7 +206,12 @@ def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
             store.log.warning(
                 "Spartoo %s: the export was not complete; the cursor of this site stays where it was", site
             )
-        yield FetchPage(orders=orders, rejects=rejects, cursor=new_cursor)
+            failure = (
+                f"Spartoo site {site}: its order export could not be read to its end "
+                f"({export.failure or 'incomplete'}); the orders before the fault are stored, the site's cursor "
+                "stays, and the next sync asks again (if this repeats, Spartoo's export for this site is broken)"
+            )
+        yield FetchPage(orders=orders, rejects=rejects, cursor=new_cursor, failure=failure)
 
 
 @hookimpl

@@ -244,6 +244,7 @@ class OrderStream:
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self.complete = False
+        self.failure: str | None = None  # why the document could not be read to its end
         self.bytes_read = 0
         self.orders = 0
         self.rejects = 0
@@ -357,6 +358,7 @@ class OrderStream:
                 if not self._root_seen:
                     raise _not_xml(self._head, exc.msg) from None
                 self.rejects += 1
+                self.failure = f"malformed XML after {self.orders} order(s), at byte {self.bytes_read}: {exc.msg}"
                 yield RawReject(
                     reason=f"malformed XML in the Spartoo answer after {self.orders} order(s); "
                     f"the rest of this site's document was skipped: {exc.msg}",
