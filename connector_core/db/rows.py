@@ -22,6 +22,7 @@ import attrs
 import orjson
 
 from connector_core.clock import utc_iso
+from connector_core.errors import PayloadError
 from connector_core.models import MarketplaceStatus, Order, OrderStatus, PushResult, Shipment, from_json, to_json
 
 
@@ -113,13 +114,28 @@ class OrderRow(NamedTuple):
     """``(line_key, sku, quantity)`` per line: the index of SKUs; the items themselves are in ``canonical``."""
 
 
+MAX_QUANTITY = 10**9
+"""A line quantity above this is no real order (and SQLite's integers end at 2**63)."""
+
+
 def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRow:
     """The row of ``order``; ``document`` is its :func:`~connector_core.models.to_json` form if already made.
 
     One JSON form per order: the hash, both JSON columns and the item rows
-    come from it. ``document`` is not modified.
+    come from it. ``document`` is not modified. A quantity no order can hold
+    (above :data:`MAX_QUANTITY`) is a :class:`PayloadError` of this order
+    alone, raised here rather than as an ``OverflowError`` by the page's write.
     """
     data = to_json(order) if document is None else document
+    for i, item in enumerate(data["items"]):
+        quantity = item["quantity"]
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= MAX_QUANTITY:
+            raise PayloadError(
+                f"item {item.get('line_key')} has quantity {str(quantity)[:40]}, outside 1..{MAX_QUANTITY:,}: "
+                "no order holds that many; check the order on the marketplace",
+                order_key=order.order_key,
+                path=f"$.items[{i}].quantity",
+            )
     canonical, raw, digest = stored_form(data)
     return OrderRow(
         order.order_key,

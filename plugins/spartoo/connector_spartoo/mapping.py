@@ -206,12 +206,16 @@ def parse_date(value: str, zone: ZoneInfo) -> datetime:
 
 
 _MONEY = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+MAX_AMOUNT = Decimal("1000000000")
+"""An amount at or above this (a billion in the site's currency) is no real price: the order is quarantined."""
+MAX_QUANTITY = 1_000_000
+"""A products_qty above this is no real order line: the order is quarantined."""
 
 
 def parse_money(value: str) -> Decimal:
     """Read a price such as ``12.50``, ``12,50`` or ``1 234,50``; raises ``ValueError`` when unreadable."""
     if _MONEY.fullmatch(value):  # the usual shape: nothing to clean
-        return Decimal(value)
+        return _plausible(Decimal(value), value)
     text = value.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     if "," in text and "." in text:
         text = text.replace(",", "") if text.rfind(".") > text.rfind(",") else text.replace(".", "").replace(",", ".")
@@ -220,9 +224,16 @@ def parse_money(value: str) -> Decimal:
     if not _MONEY.match(text):
         raise ValueError(f"{value!r} is not an amount")
     try:
-        return Decimal(text)
+        return _plausible(Decimal(text), value)
     except InvalidOperation:  # pragma: no cover - the pattern already rules it out
         raise ValueError(f"{value!r} is not an amount") from None
+
+
+def _plausible(amount: Decimal, value: str) -> Decimal:
+    """``amount`` if it is finite and below :data:`MAX_AMOUNT` in size; ``ValueError`` otherwise."""
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+        raise ValueError(f"{value[:40]!r} is beyond any plausible amount (at most {MAX_AMOUNT:,})")
+    return amount
 
 
 class _Doc:
@@ -279,8 +290,9 @@ class _Doc:
             return None
         try:
             return parse_money(text)
-        except ValueError:
-            raise self.fail(f"{key} {text!r} is not an amount", f"{path}.{key}") from None
+        except ValueError as exc:
+            reason = "is not an amount" if "plausible" not in str(exc) else "is beyond any plausible amount"
+            raise self.fail(f"{key} {text[:40]!r} {reason}", f"{path}.{key}") from None
 
 
 def _join(*parts: str | None) -> str | None:
@@ -486,6 +498,12 @@ def _map(doc: _Doc, *, store: str, site: str, zone: ZoneInfo, status_map: Mappin
             raise doc.fail(f"products_qty {qty_text!r} is not a whole number", f"{ppath}.products_qty") from None
         if qty < 1:
             raise doc.fail(f"products_qty {qty} is not a positive quantity", f"{ppath}.products_qty")
+        if qty > MAX_QUANTITY:
+            raise doc.fail(
+                f"products_qty {str(qty)[:30]} is beyond any plausible quantity (at most {MAX_QUANTITY:,}): "
+                "check the order on Spartoo",
+                f"{ppath}.products_qty",
+            )
         unit = doc.amount(unit_text, "products_price_unit", ppath, required=True)
         assert unit is not None
         reduced = doc.amount(reduced_text, "products_price_unit_with_reduce", ppath)
