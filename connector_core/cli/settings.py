@@ -22,6 +22,7 @@ import click
 from connector_core import catalogue, hookimpl, host_settings, notify
 from connector_core.cli.app import App, check_store, complete_stores, pass_app, store_argument, store_option
 from connector_core.cli.output import out, out_json, showing, table
+from connector_core.cli.secret_input import warn_secrets_in_argv
 from connector_core.db.history import Page
 from connector_core.errors import ConfigError
 from connector_core.models import to_json
@@ -67,6 +68,7 @@ def add_settings_commands(group: click.Group) -> None:
         """
         record = app.book.get_store(name)
         stored = dict(record.store_settings)
+        warn_secrets_in_argv(host_settings.schema(), pairs)
         if pairs:
             stored = host_settings.apply_assignments(stored, pairs, store=name)
             app.book.update_store(name, store_settings=stored)

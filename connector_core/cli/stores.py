@@ -10,6 +10,7 @@ from connector_core import hookimpl, host_settings
 from connector_core import stores as store_ops
 from connector_core.cli.app import App, pass_app, store_argument
 from connector_core.cli.output import out, out_json, table
+from connector_core.cli.secret_input import gathered, secret_options
 from connector_core.models import CANONICAL_STATUSES
 from connector_core.secrets import masked, register_settings
 from connector_core.settings_input import plugin_settings
@@ -28,11 +29,24 @@ def add_store_commands(group: click.Group) -> None:
     @click.option("--name", required=True, help="A name for the store (letters, digits, . _ -).")
     @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A setting; repeat. Lists: a,b,c.")
     @click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False), help="JSON settings.")
+    @secret_options
     @pass_app
-    def stores_add(app: App, marketplace: str, name: str, pairs: tuple[str, ...], settings_file: str | None) -> None:
-        """Add a store: validate its settings, connect, and save it only if that worked."""
+    def stores_add(
+        app: App,
+        marketplace: str,
+        name: str,
+        pairs: tuple[str, ...],
+        settings_file: str | None,
+        secret_keys: tuple[str, ...],
+        env_pairs: tuple[str, ...],
+    ) -> None:
+        """Add a store: validate its settings, connect, and save it only if that worked.
+
+        Give secrets with --secret KEY (prompt or stdin), --set-from-env KEY=VAR or
+        --settings FILE, never --set: a command line is visible to every user in `ps`.
+        """
         schema = app.host.info(marketplace).settings_schema
-        settings = plugin_settings(schema, settings_file, pairs)
+        settings = plugin_settings(schema, settings_file, gathered(schema, pairs, secret_keys, env_pairs))
         account = store_ops.add_store(app.book, app.host, marketplace, name, settings)
         out(f"added store {name} ({marketplace}), connected as {account}")
 
