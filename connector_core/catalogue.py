@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -33,7 +34,7 @@ import attrs
 
 from connector_core.clock import now_iso
 from connector_core.db.connection import transaction
-from connector_core.errors import CatalogueImportError
+from connector_core.errors import CatalogueImportError, MappingError
 from connector_core.models import CatalogueEntry, LineItem, Order, Weight
 
 COLUMNS = ("sku", "name", "weight", "weight_unit", "warehouse_location", "image_url", "ean", "upc")
@@ -48,6 +49,9 @@ _ALIASES = {
     "gtin": "ean",
 }
 UNITS = ("g", "kg", "oz", "lb")
+MAX_GRAMS = Decimal(10_000_000)
+"""An item heavier than this (10 tonnes) is a typing error, refused at import rather than failing every order later."""
+_AMBIGUOUS = re.compile(r"^-?[0-9]{1,3},[0-9]{3}$")
 MILLIGRAM = Decimal("0.001")
 WEIGHT_INCOMPLETE = "weight_incomplete"
 
@@ -233,6 +237,12 @@ def _plain(value: Decimal) -> str:
 
 def parse_weight(text: str, unit: str | None) -> Weight:
     """``"250"`` + ``"g"``, or ``"1.2 kg"``: a :class:`Weight`. Raises ``ValueError`` with a reason."""
+    number_part = text.strip().partition(" ")[0]
+    if _AMBIGUOUS.match(number_part):
+        raise ValueError(
+            f"{text!r} is ambiguous (a thousands separator or a decimal comma?): write {number_part.replace(',', '')} "
+            f"or {number_part.replace(',', '.')}"
+        )
     raw = text.strip().replace(",", ".") if text.count(",") == 1 and "." not in text else text.strip()
     number, _, suffix = raw.partition(" ")
     suffix = suffix.strip().lower()
@@ -254,7 +264,10 @@ def parse_weight(text: str, unit: str | None) -> Weight:
         raise ValueError(f"{text!r} is not a finite number")
     if value < 0:
         raise ValueError(f"{text!r} is negative")
-    return Weight(Decimal(_plain(value)), chosen)
+    weight = Weight(Decimal(_plain(value)), chosen)
+    if weight.grams() > MAX_GRAMS:
+        raise ValueError(f"{text!r} is beyond any plausible item weight (at most 10 t): check the unit and the digits")
+    return weight
 
 
 def _gtin_ok(code: str) -> bool:
@@ -295,6 +308,7 @@ def parse_csv(text: str) -> tuple[list[CatalogueEntry], list[RowError]]:
     sample = text[:4096]
     first = sample.splitlines()[0] if sample else ""
     delimiter = ";" if first.count(";") > first.count(",") else ","
+    other = "," if delimiter == ";" else ";"
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     names, errors = _header(next(reader, None))
     if errors:
@@ -306,6 +320,15 @@ def parse_csv(text: str) -> tuple[list[CatalogueEntry], list[RowError]]:
             continue
         if len(cells) > len(names):
             errors.append(RowError(number, None, f"{len(cells)} cells but the header names {len(names)} columns"))
+            continue
+        if len(names) > 1 and len(cells) < len(names) and any(other in c for c in cells):
+            errors.append(
+                RowError(
+                    number,
+                    None,
+                    f"this row is separated by {other!r} but the header by {delimiter!r}: use one separator throughout",
+                )
+            )
             continue
         row = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(names)}
         row_errors: list[RowError] = []
@@ -419,7 +442,14 @@ def total_weight(items: Iterable[LineItem]) -> tuple[Weight | None, bool]:
         total += item.weight.grams() * item.quantity
     if not seen_any:
         return None, False
-    return Weight(Decimal(_plain(total.quantize(MILLIGRAM))), "g"), complete
+    try:
+        grams = total.quantize(MILLIGRAM)
+    except InvalidOperation:  # a weight stored before MAX_GRAMS was checked
+        raise MappingError(
+            f"the items weigh {total:.3e} g in all, beyond any plausible order: fix the weight of their SKUs in "
+            "the catalogue (`connector-host products import`)"
+        ) from None
+    return Weight(Decimal(_plain(grams)), "g"), complete
 
 
 def enrich(order: Order, lookup: Lookup, products: Any) -> Order:

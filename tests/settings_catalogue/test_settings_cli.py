@@ -32,7 +32,7 @@ def test_settings_are_set_typed_and_shown(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Cli-secret-77" not in result.output
-    doc = json.loads(result.output)["settings"]
+    doc = json.loads(result.stdout)["settings"]  # stderr holds the warning about a secret in argv
     assert doc["smtp"]["port"] == 2525 and doc["smtp"]["password"] == "***"
     assert doc["products"]["precedence"] == "catalogue"
     assert doc["notifications"]["shipment_confirmation"] is False

@@ -217,6 +217,8 @@ def parse_money(value: str) -> Decimal:
     if _MONEY.fullmatch(value):  # the usual shape: nothing to clean
         return _plausible(Decimal(value), value)
     text = value.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    if re.fullmatch(r"-?[0-9]{1,3},[0-9]{3}", text):
+        raise ValueError(f"{value!r} is ambiguous: a thousands separator or a decimal comma")
     if "," in text and "." in text:
         text = text.replace(",", "") if text.rfind(".") > text.rfind(",") else text.replace(".", "").replace(",", ".")
     elif "," in text:
@@ -289,10 +291,13 @@ class _Doc:
                 raise self.fail(f"{key} is missing", f"{path}.{key}")
             return None
         try:
-            return parse_money(text)
+            amount = parse_money(text)
         except ValueError as exc:
-            reason = "is not an amount" if "plausible" not in str(exc) else "is beyond any plausible amount"
-            raise self.fail(f"{key} {text[:40]!r} {reason}", f"{path}.{key}") from None
+            reason = next((r for r in ("beyond any plausible amount", "ambiguous") if r in str(exc)), "not an amount")
+            raise self.fail(f"{key} {text[:40]!r} is {reason}", f"{path}.{key}") from None
+        if amount < 0:
+            raise self.fail(f"{key} {text[:40]!r} is negative: Spartoo prices are never below zero", f"{path}.{key}")
+        return amount
 
 
 def _join(*parts: str | None) -> str | None:
