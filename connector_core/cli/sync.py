@@ -19,7 +19,7 @@ from rich.console import Console
 from connector_core import hookimpl
 from connector_core.cli.app import App, pass_app, store_names, store_option
 from connector_core.cli.output import UserError, out, out_json
-from connector_core.errors import ConnectorError
+from connector_core.errors import ConnectorError, Interrupted
 from connector_core.forking import MAX_PROCESSES, MAX_WORKERS, WORKERS_ENV
 from connector_core.quota import clock_time
 from connector_core.secrets import redact
@@ -158,6 +158,8 @@ def sync_stores(
             if len(names) == 1:
                 raise
             errors.append(f"{name}: {err.message}")
+        except Interrupted:
+            raise
         except Exception as exc:  # a bug met by one store never stops the others: it is that store's error
             if len(names) == 1:
                 raise

@@ -30,7 +30,14 @@ import attrs
 from connector_core import quota
 from connector_core.db.leases import Lease
 from connector_core.db.rows import AcceptEntry, OrderRow, order_from_row
-from connector_core.errors import ConnectorError, MarketplaceError, PayloadError, QuotaError, TransientError
+from connector_core.errors import (
+    ConnectorError,
+    Interrupted,
+    MarketplaceError,
+    PayloadError,
+    QuotaError,
+    TransientError,
+)
 from connector_core.forking import check_concurrency
 from connector_core.models import Order
 from connector_core.runtime import Runtime
@@ -154,6 +161,9 @@ def _accept_one(
             outcome = ("retry", err.message)
     except (MarketplaceError, PayloadError, ConnectorError) as err:
         outcome = ("failed", err.message)
+    except Interrupted:  # SIGTERM: the drain stops, nothing of it recorded, every accept stays pending
+        stop.set()
+        raise
     except Exception as exc:  # a plugin bug on one order: that accept alone fails, with what went wrong
         log.warning("%s: accepting %s failed", store.name, key, exc_info=True)
         outcome = ("failed", f"{type(exc).__name__}: {exc}")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from connector_core.errors import ConnectorError
+from connector_core.errors import ConnectorError, Interrupted
 from connector_core.forking import (
     can_fork,
     check_concurrency,
@@ -66,6 +66,8 @@ def _sync_one(worker: Callable[[], Runtime], name: str) -> SyncReport | Connecto
         return sync_store(worker(), name)
     except ConnectorError as err:
         return err
+    except Interrupted:
+        raise
     except Exception as exc:  # a bug met by one store is that store's error; the others go on
         return ConnectorError(f"internal error {type(exc).__name__}: {exc}", store=name)
 
