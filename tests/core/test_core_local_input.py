@@ -24,6 +24,7 @@ Run = Callable[..., Result]
 def run(host: PluginHost, db_path: Path) -> Run:
     """Run one command on the Bazaar host; ``db`` picks another order book, ``book`` an open one."""
     build_cli(host)
+    db_path.parent.mkdir(parents=True, exist_ok=True)  # --db refuses a folder that does not exist
 
     def invoke(*args: str, db: Path | None = None, book: OrderBook | None = None, **kw: object) -> Result:
         app = App(host_factory=lambda: host, book=book) if book is not None else App(host_factory=lambda: host)
