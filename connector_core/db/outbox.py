@@ -172,25 +172,49 @@ class OutboxTables:
             accept_entry(r) for r in _select(self.conn, "accepts", "created_at, order_key", store=store, state=state)
         ]
 
+    def claim_accepts(self, store: str, order_keys: Sequence[str]) -> None:
+        """Count an attempt for each accept about to be sent, in one committed write before any is sent.
+
+        An accept whose attempts are above zero may have reached the
+        marketplace already (a crash, a timeout): the next drain reads the
+        order's current state from the marketplace before sending it again.
+        """
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE accepts SET attempts = attempts + 1 WHERE store = ? AND order_key = ? AND state = 'pending'",
+                [(store, key) for key in order_keys],
+            )
+
     def finish_accepts(
-        self, store: str, done: Sequence[str], retry: Sequence[tuple[str, str]], failed: Sequence[tuple[str, str]]
+        self,
+        store: str,
+        done: Sequence[str],
+        retry: Sequence[tuple[str, str]],
+        failed: Sequence[tuple[str, str]],
+        unsent: Sequence[str] = (),
     ) -> None:
-        """Record a drain of accept intents in one write: ``done`` keys; ``(key, error)`` to retry or give up."""
+        """Record a drain of claimed accepts in one write: ``done`` keys; ``(key, error)`` to retry or give up.
+
+        ``unsent``: claimed but never sent (the drain stopped at a quota
+        block): their attempt is given back.
+        """
         stamp = now_iso()
         with self.transaction() as c:
             c.executemany(
-                "UPDATE accepts SET state = 'done', attempts = attempts + 1, last_error = NULL, done_at = ?"
-                " WHERE store = ? AND order_key = ?",
+                "UPDATE accepts SET state = 'done', last_error = NULL, done_at = ? WHERE store = ? AND order_key = ?",
                 [(stamp, store, key) for key in done],
             )
             c.executemany(
-                "UPDATE accepts SET attempts = attempts + 1, last_error = ? WHERE store = ? AND order_key = ?",
+                "UPDATE accepts SET last_error = ? WHERE store = ? AND order_key = ?",
                 [(error, store, key) for key, error in retry],
             )
             c.executemany(
-                "UPDATE accepts SET state = 'failed', attempts = attempts + 1, last_error = ?"
-                " WHERE store = ? AND order_key = ?",
+                "UPDATE accepts SET state = 'failed', last_error = ? WHERE store = ? AND order_key = ?",
                 [(error, store, key) for key, error in failed],
+            )
+            c.executemany(
+                "UPDATE accepts SET attempts = max(attempts - 1, 0) WHERE store = ? AND order_key = ?",
+                [(store, key) for key in unsent],
             )
 
 

@@ -42,6 +42,7 @@ from connector_core.forking import check_concurrency
 from connector_core.models import Order
 from connector_core.runtime import Runtime
 from connector_core.store_context import StoreContext
+from connector_core.sync.pipeline import pipeline_for
 
 log = logging.getLogger("connector_core.sync")
 
@@ -67,6 +68,7 @@ class _Outcomes:
     failed: list[tuple[str, str]] = attrs.Factory(list)
     statuses: list[tuple[str, Any, Any]] = attrs.Factory(list)
     quota: QuotaError | None = None
+    sent: set[str] = attrs.Factory(set)
     lock: threading.Lock = attrs.Factory(threading.Lock)
 
 
@@ -110,7 +112,13 @@ def drain_accepts(
     unreadable = len(results.failed)
     if lease is not None:
         lease.check()
+    # an attempt is counted, and committed, before anything is sent: after a crash or a timeout the
+    # next drain knows which accepts may already have reached the marketplace
+    book.claim_accepts(store.name, [entry.order_key for entry, _ in work])
+    work = _refreshed(runtime, store, work, results)
     stop = threading.Event()
+    if results.quota is not None:
+        stop.set()
 
     def send(item: tuple[AcceptEntry, Order]) -> None:
         if stop.is_set():
@@ -124,8 +132,9 @@ def drain_accepts(
         with ThreadPoolExecutor(min(threads, len(work)), thread_name_prefix="accept") as pool:
             list(pool.map(send, work))
     quota_until = quota.block(runtime, store, results.quota) if results.quota is not None else None
+    unsent = [entry.order_key for entry, _ in work if entry.order_key not in results.sent]
     with book.transaction():
-        book.finish_accepts(store.name, results.done, results.retry, results.failed)
+        book.finish_accepts(store.name, results.done, results.retry, results.failed, unsent)
         if results.statuses:
             book.update_statuses(store.name, results.statuses)
     deferred = len(work) - len(results.done) - len(results.retry) - (len(results.failed) - unreadable)
@@ -142,6 +151,8 @@ def _accept_one(
     runtime: Runtime, store: StoreContext, entry: AcceptEntry, order: Order, out: _Outcomes, stop: threading.Event
 ) -> None:
     key = entry.order_key
+    with out.lock:
+        out.sent.add(key)
     try:
         change = runtime.host.accept_order(store, order)
         status = runtime.host.map_status(store, change.marketplace_status.code)
@@ -170,3 +181,33 @@ def _accept_one(
     log.warning("%s: could not accept %s: %s", store.name, key, outcome[1])
     with out.lock:
         (out.retry if outcome[0] == "retry" else out.failed).append((key, outcome[1]))
+
+
+def _refreshed(
+    runtime: Runtime, store: StoreContext, work: list[tuple[AcceptEntry, Order]], out: _Outcomes
+) -> list[tuple[AcceptEntry, Order]]:
+    """``work`` with each accept that may have been sent before given the order as the marketplace has it now.
+
+    An accept with attempts counted earlier (the process died mid-drain, or
+    the answer timed out) may already have been applied: the plugin then sees
+    the accepted order and answers ``already_applied`` instead of sending it
+    again. A plugin without ``fetch_order``, or a fetch that fails, leaves the
+    book's copy; a quota answer stops the drain (nothing more is sent).
+    """
+    pipeline = None
+    fresh: list[tuple[AcceptEntry, Order]] = []
+    for entry, order in work:
+        if entry.attempts > 0 and out.quota is None:
+            try:
+                raw = runtime.host.fetch_order(store, entry.order_key)
+                if raw is not None:
+                    pipeline = pipeline or pipeline_for(runtime, store)
+                    order = pipeline.process(raw)[0]
+            except QuotaError as err:
+                out.quota = err
+            except ConnectorError as err:
+                log.info(
+                    "%s: could not read %s again before re-sending its accept: %s", store.name, entry.order_key, err
+                )
+        fresh.append((entry, order))
+    return fresh

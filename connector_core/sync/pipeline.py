@@ -29,6 +29,7 @@ from connector_core.errors import PayloadError, ValidationError
 from connector_core.host_settings import ProductSettings
 from connector_core.models import CatalogueEntry, Order, RawOrder, to_json
 from connector_core.plugins import PluginHost
+from connector_core.runtime import Runtime
 from connector_core.secrets import redact
 from connector_core.store_context import StoreContext
 
@@ -58,6 +59,16 @@ class MappedPage:
 def raw_schema_of(host: PluginHost, marketplace: str) -> str | None:
     """The registered name of the marketplace's raw-payload schema, or ``None`` if it declares none."""
     return host.raw_schema_name(marketplace) if host.info(marketplace).raw_schema is not None else None
+
+
+def pipeline_for(runtime: Runtime, store: StoreContext) -> Pipeline:
+    """The mapping pipeline of ``store``, enriching from the order book's catalogue when its settings say so."""
+    products = runtime.host_settings(store).products
+    conn = getattr(runtime.book, "conn", None)
+    source = None
+    if products.use_catalogue and conn is not None:
+        source = lambda skus: catalogue.lookup_for(conn, skus)  # noqa: E731
+    return Pipeline(runtime.host, store, raw_schema_of(runtime.host, store.marketplace), products, source)
 
 
 @attrs.frozen

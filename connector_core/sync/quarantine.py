@@ -10,7 +10,7 @@ from connector_core.errors import ConnectorError, PayloadError
 from connector_core.models import Order, RawOrder
 from connector_core.runtime import Runtime
 from connector_core.secrets import redact
-from connector_core.sync.runner import pipeline_for
+from connector_core.sync.pipeline import pipeline_for
 
 
 @attrs.frozen

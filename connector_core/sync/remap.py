@@ -19,7 +19,7 @@ from connector_core.db.rows import OrderRow, prepare_row
 from connector_core.errors import PayloadError
 from connector_core.models import MarketplaceStatus, OrderStatus, RawOrder
 from connector_core.runtime import Runtime
-from connector_core.sync.runner import pipeline_for
+from connector_core.sync.pipeline import pipeline_for
 
 BATCH = 500
 """Orders saved per transaction."""

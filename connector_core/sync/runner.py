@@ -48,7 +48,7 @@ from connector_core.runtime import Runtime
 from connector_core.secrets import redact
 from connector_core.store_context import StoreContext
 from connector_core.sync.accepts import AcceptReport, drain_accepts
-from connector_core.sync.pipeline import MappedPage, Pipeline, raw_schema_of
+from connector_core.sync.pipeline import MappedPage, Pipeline, pipeline_for
 from connector_core.sync.workers import MIN_PAGE, MapWorkers
 
 log = logging.getLogger("connector_core.sync")
@@ -98,16 +98,6 @@ class StopSignal(Protocol):
     """What tells a sync to stop at the next page boundary (a :class:`threading.Event` will do)."""
 
     def is_set(self) -> bool: ...
-
-
-def pipeline_for(runtime: Runtime, store: StoreContext) -> Pipeline:
-    """The mapping pipeline of ``store``, enriching from the order book's catalogue when its settings say so."""
-    products = runtime.host_settings(store).products
-    conn = getattr(runtime.book, "conn", None)
-    source = None
-    if products.use_catalogue and conn is not None:
-        source = lambda skus: catalogue.lookup_for(conn, skus)  # noqa: E731
-    return Pipeline(runtime.host, store, raw_schema_of(runtime.host, store.marketplace), products, source)
 
 
 def sync_store(

@@ -14,6 +14,7 @@ from connector_core.db import rows as rows_module
 from connector_core.engine import Engine
 from connector_core.models import MarketplaceStatus, OrderStatus, Shipment
 from connector_core.push import outbox
+from connector_core.sync.accepts import drain_accepts
 from connector_core.testing.smtp import loopback_smtp
 
 
@@ -99,10 +100,10 @@ def test_a_recorded_push_is_one_transaction(engine: Engine, book: OrderBook) -> 
     assert book.get_order("shop", "BZ0004").status is OrderStatus.SHIPPED
 
 
-def test_a_page_of_auto_accepts_is_recorded_in_one_write(
+def test_a_page_of_auto_accepts_is_claimed_and_recorded_in_one_write_each(
     make_host, bazaar, book: OrderBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The accepts of a page are queued with it and their results written in one transaction."""
+    """The accepts of a page are queued with it, claimed in one write before sending, recorded in one after."""
     book.add_store("auto", "bazaar", {"token": TOKEN, "auto_accept": True, "page_size": 5})
     engine = Engine(make_host(bazaar), book, workers=0)
     from connector_core.sync import runner
@@ -119,7 +120,7 @@ def test_a_page_of_auto_accepts_is_recorded_in_one_write(
     monkeypatch.setattr(runner, "drain_accepts", counted)
     report = engine.sync("auto")
     assert report.accepted == 5
-    assert [w.count("BEGIN") for w in writes] == [1]
+    assert [w.count("BEGIN") for w in writes] == [2]  # the claim, then the results: not one per order
     assert {o.status for o in book.iter_orders("auto")} == {OrderStatus.AWAITING_SHIPMENT}
     assert [a.state for a in book.list_accepts(store="auto")] == ["done"] * 5
 
@@ -170,3 +171,43 @@ def test_one_smtp_session_per_delivery_run(engine: Engine, book: OrderBook) -> N
         assert len(smtp.received) == 3
         peers = {r.peer for r in smtp.received}
         assert len(peers) == 1 and None not in peers
+
+
+def test_accepts_sent_before_a_crash_are_not_sent_again(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drain killed after some accepts reached Spartoo: the next sync reads those orders back, sends each once."""
+    from connector_spartoo.sandbox.server import SpartooSandbox
+
+    from connector_core.plugins import PluginHost
+
+    class Killed(BaseException):
+        pass
+
+    with SpartooSandbox(orders=40, seed=5) as sandbox, OrderBook(tmp_path / "b.sqlite3") as book:
+        host = PluginHost.create()
+        book.add_store("sp", "spartoo", {**sandbox.settings(), "initial_lookback_days": 40})
+        engine = Engine(host, book, workers=0, accept_concurrency=1)
+        real = host.accept_order
+        sent: list[str] = []
+
+        def dies_after_three(store, order):  # type: ignore[no-untyped-def]
+            change = real(store, order)  # reaches the sandbox
+            sent.append(order.order_key)
+            if len(sent) == 3:
+                raise Killed
+            return change
+
+        with monkeypatch.context() as m:
+            m.setattr(host, "accept_order", dies_after_three)
+            with pytest.raises(Killed):
+                engine.sync("sp")
+        assert len(sent) == 3 and book.count_pending_accepts("sp") > 3
+        # the next drain sees no fresh copy of those orders (as when a sync fetches nothing new)
+        store = engine.store_context("sp")
+        try:
+            report = drain_accepts(engine, store)
+        finally:
+            store.http.close()
+        assert book.count_pending_accepts("sp") == 0 and report.accepted > 3
+        updates = {o["order_key"]: o["update_requests"] for o in sandbox.orders()}
+        assert all(updates[key] == 1 for key in sent)
+        assert max(updates.values()) == 1
