@@ -325,6 +325,7 @@ def default_sync(url: str, partner_id: str, sites: Sequence[str], latency_ms: fl
         "requests": requests,
         "awaiting_shipment": awaiting,
         "latency_ms": latency_ms,
+        "accept_concurrency": getattr(engine, "accept_concurrency", 1),  # older checkouts accept one at a time
     }
 
 
