@@ -287,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["defaults"] = d
             say(
                 f"  {d['fetched']:,} orders, {d['accepted']:,} accepted, {d['requests']:,} requests in"
-                f" {d['seconds']:.2f} s; ideal {d['ideal_seconds']:.2f} s (accepts {d['accept_concurrency']} at a time);"
-                f" {d['over_ideal']}x ideal;"
+                f" {d['seconds']:.2f} s; ideal {d['ideal_seconds']:.2f} s"
+                f" (accepts {d['accept_concurrency']} at a time); {d['over_ideal']}x ideal;"
                 f" host CPU {d['cpu_seconds']:.2f} s = {d['cpu_us_per_order']} µs per order"
             )
             say("")
