@@ -160,10 +160,21 @@ class RetryingClient:
         check: Check | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
     ) -> httpx.Response:
-        """Send a request, retrying transient failures; return the (read) response."""
+        """Send a request, retrying transient failures; return the (read) response.
+
+        ``method`` is any HTTP verb (``GET``, ``POST``, ``PUT``, ``PATCH``,
+        ``DELETE``...). The body is one of ``data`` (form fields), ``json``
+        (any JSON-able value, sent as ``application/json``) or ``content``
+        (bytes or text as they are, e.g. an XML document; set its
+        ``Content-Type`` in ``headers``). ``headers`` are sent with every
+        attempt and never logged.
+        """
+        body = _body(data=data, json=json, content=content)
         with self._attempts(
-            method, url, data=data, params=params, check=check, timeout=timeout, stream=False, headers=headers
+            method, url, body=body, params=params, check=check, timeout=timeout, stream=False, headers=headers
         ) as r:
             return r
 
@@ -178,14 +189,17 @@ class RetryingClient:
         check: Check | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
     ) -> Iterator[httpx.Response]:
         """Like :meth:`request` but the body is left unread, to be parsed as a stream.
 
         Retries cover everything up to the response headers; a connection
         dropped while the body streams surfaces as :class:`TransientError`.
         """
+        body = _body(data=data, json=json, content=content)
         with self._attempts(
-            method, url, data=data, params=params, check=check, timeout=timeout, stream=True, headers=headers
+            method, url, body=body, params=params, check=check, timeout=timeout, stream=True, headers=headers
         ) as r:
             try:
                 yield r
@@ -248,7 +262,7 @@ class RetryingClient:
         method: str,
         url: str,
         *,
-        data: Mapping[str, Any] | None,
+        body: dict[str, Any],
         params: Mapping[str, Any] | None,
         check: Check | None,
         timeout: float | None,
@@ -265,7 +279,7 @@ class RetryingClient:
             self.attempts += 1
             response: httpx.Response | None = None
             try:
-                kwargs: dict[str, Any] = {"data": data, "params": params, "headers": headers}
+                kwargs: dict[str, Any] = {**body, "params": params, "headers": headers}
                 if timeout is not None:
                     kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, policy.connect_timeout))
                 request = self._client.build_request(method, url, **kwargs)
@@ -300,6 +314,14 @@ class RetryingClient:
             finally:
                 response.close()
             return
+
+
+def _body(*, data: Mapping[str, Any] | None, json: Any, content: bytes | str | None) -> dict[str, Any]:
+    """The one body of a request as ``httpx.Client.build_request`` arguments; two bodies are a plugin bug."""
+    given = {k: v for k, v in (("data", data), ("json", json), ("content", content)) if v is not None}
+    if len(given) > 1:
+        raise TypeError(f"give one request body, not {' and '.join(given)}")
+    return given
 
 
 def _retry_after(value: str | None) -> float | None:

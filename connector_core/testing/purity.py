@@ -1,0 +1,69 @@
+"""Run code with network, file and process access refused, and say what it tried.
+
+Written here because no library does this for a block of code in one
+thread while other threads (the sandbox's server) keep working:
+``pytest-socket`` patches ``socket.socket`` for the whole process and knows
+no files. A :func:`sys.addaudithook` hook (PEP 578) sees every ``open``,
+``socket.connect``, ``socket.getaddrinfo`` and ``subprocess.Popen`` of the
+interpreter, wherever it comes from (``httpx``, ``urllib``, ``open()``,
+``pathlib``); the hook is installed once and acts only in a thread that is
+inside :func:`no_io`. Audit hooks cannot be removed, so it costs one
+thread-local lookup per audited event afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: Audit events that are I/O a pure function must not do.
+BLOCKED = {
+    "open": "opened a file",
+    "socket.connect": "opened a network connection",
+    "socket.getaddrinfo": "looked up a host name",
+    "socket.sendto": "sent a datagram",
+    "subprocess.Popen": "started a process",
+    "os.system": "ran a shell command",
+}
+
+_state = threading.local()
+_installed = False
+_lock = threading.Lock()
+
+
+class IOBlocked(OSError):
+    """Raised inside :func:`no_io` where the code tried I/O."""
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    attempts = getattr(_state, "attempts", None)
+    if attempts is None or event not in BLOCKED:
+        return
+    what = f"{BLOCKED[event]} ({args[0]!r})" if event == "open" and args else BLOCKED[event]
+    attempts.append(what)
+    _state.attempts = None  # building the exception must not recurse into the hook
+    try:
+        error = IOBlocked(f"I/O refused while the contract kit checks a pure hook: {what}")
+    finally:
+        _state.attempts = attempts
+    raise error
+
+
+@contextmanager
+def no_io() -> Iterator[list[str]]:
+    """Refuse I/O in this thread inside the block; yield the list of attempts (it fills as they happen)."""
+    global _installed
+    with _lock:
+        if not _installed:
+            sys.addaudithook(_hook)
+            _installed = True
+    attempts: list[str] = []
+    previous = getattr(_state, "attempts", None)
+    _state.attempts = attempts
+    try:
+        yield attempts
+    finally:
+        _state.attempts = previous
