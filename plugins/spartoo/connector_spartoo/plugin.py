@@ -35,6 +35,7 @@ from connector_core.models import (
     StatusChange,
 )
 from connector_core.store_context import StoreContext
+from connector_core.testing.profile import ContractProfile
 from connector_spartoo import __version__
 from connector_spartoo.client import SpartooClient
 from connector_spartoo.mapping import DEFAULT_STATUS_MAP, STATUS_NAMES, map_order_document
@@ -202,6 +203,12 @@ def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
                 "Spartoo %s: the export was not complete; the cursor of this site stays where it was", site
             )
         yield FetchPage(orders=orders, rejects=rejects, cursor=new_cursor)
+
+
+@hookimpl
+def contract_profile() -> ContractProfile:
+    """Exports re-ask :data:`SAFETY_OVERLAP` before the cursor on purpose; totals add up; no partial shipments."""
+    return ContractProfile(refetch_overlap=SAFETY_OVERLAP, totals_add_up=True)
 
 
 @hookimpl
