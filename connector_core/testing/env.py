@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import httpx
 
 from connector_core.errors import PayloadError
 from connector_core.http import HttpPolicy, RetryingClient
@@ -114,12 +115,16 @@ class Env:
     # -- stores and hooks ----------------------------------------------------------
 
     def store(
-        self, settings: Mapping[str, Any] | None = None, status_map: Mapping[str, str] | None = None
+        self,
+        settings: Mapping[str, Any] | None = None,
+        status_map: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> StoreContext:
         """A store on this env's endpoint; its HTTP client retries often and never really sleeps."""
         client = RetryingClient(
             HttpPolicy(max_attempts=25, backoff_base=0.001, backoff_max=0.002, max_total_wait=10_000),
             sleep=self.sleeps.append,
+            transport=transport,
         )
         self._clients.append(client)
         store = StoreContext(

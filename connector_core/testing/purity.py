@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
+
 #: Audit events that are I/O a pure function must not do.
 BLOCKED = {
     "open": "opened a file",
@@ -50,6 +52,23 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     finally:
         _state.attempts = attempts
     raise error
+
+
+def refuse(what: str) -> None:
+    """Record ``what`` as an attempt of the block in progress and raise :class:`IOBlocked`."""
+    attempts = getattr(_state, "attempts", None)
+    if attempts is not None:
+        attempts.append(what)
+    raise IOBlocked(f"I/O refused while the contract kit checks a pure hook: {what}")
+
+
+class RefusingTransport(httpx.BaseTransport):
+    """An httpx transport that refuses every request (a store's ``http`` for pure hooks: pooled
+    connections send without a new ``socket.connect``, so the audit hook alone would not see them)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        refuse(f"sent an HTTP request ({request.method} {request.url.host})")
+        raise AssertionError("unreachable")
 
 
 @contextmanager
