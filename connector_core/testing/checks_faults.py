@@ -70,6 +70,8 @@ def check_credentials_expire(env: Env) -> str:
         keys: list[str] = []
         for orders, _rejects, _cursor in env.pages(store):
             keys.extend(r.order_key for r in orders)
+            if len(keys) > 2 * len(baseline) + 10:
+                break  # the read started over after a renewal and would never end: reported as doubled below
             expire()
         if env.allow_writes:
             from connector_core.testing.checks_push import SHIPPABLE, _shipment
@@ -103,8 +105,9 @@ def check_secrets(env: Env) -> str:
     store = env.store()
     env.host.connect(store)
     env.mapped_orders(store)
+    bad = env.sandbox.bad_settings() if env.sandbox else None
     try:
-        env.host.connect(env.store(env.sandbox.bad_settings() if env.sandbox else None))
+        env.host.connect(env.store(bad))
     except ConnectorError as err:
         env.capture.add_exception("the error for bad credentials", err)
     issued = env.issued_secrets()
@@ -113,7 +116,8 @@ def check_secrets(env: Env) -> str:
             f"the marketplace issued {len(forgotten)} token(s) ({hint(forgotten[0])}) that the plugin never "
             "registered: call store.secrets.add(token) as soon as it has one, so the host redacts it everywhere"
         )
-    if found := leaks(env.capture.seen, env.all_secrets()):
+    spoiled = env.secret_values(bad) if bad else []  # a mistyped secret is often close to the real one
+    if found := leaks(env.capture.seen, [*env.all_secrets(), *spoiled]):
         raise fail("; ".join(found[:3]) + ": never log or raise with a secret, nor with a header that holds one")
     what = f"{len(issued)} issued token(s) registered" if issued else "no token issued"
     return f"{what}; {len(env.capture.seen)} logs, errors and outputs free of secrets"

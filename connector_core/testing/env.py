@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from connector_core.testing.contract import ContractHarness
 
 
+#: The most pages the kit reads in one fetch before it calls the read endless.
+MAX_PAGES = 2_000
+
+
 class ContractFailure(AssertionError):
     """A check found the plugin out of contract; the message says what to fix."""
 
@@ -189,8 +193,13 @@ class Env:
         return None
 
     def pages(self, store: StoreContext, since: Any = None) -> Iterator[tuple[list[RawOrder], list[RawReject], Any]]:
-        """``fetch_orders`` page by page: raw orders, rejects and the page's cursor (``None`` if it gave none)."""
-        for page in self.host.fetch_orders(store, since):
+        """``fetch_orders`` page by page: raw orders, rejects and the page's cursor (``None`` if it gave none).
+
+        Bounded: a read that goes on past :data:`MAX_PAGES` pages fails the check.
+        """
+        for number, page in enumerate(self.host.fetch_orders(store, since), start=1):
+            if number > MAX_PAGES:
+                raise fail(f"fetch_orders yielded more than {MAX_PAGES} pages from one sandbox: it never ends")
             yield list(page.orders), list(page.rejects), page.cursor
 
     def fetch(self, store: StoreContext, since: Any = None) -> tuple[list[RawOrder], list[RawReject], Any]:

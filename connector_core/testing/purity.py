@@ -8,7 +8,9 @@ no files. A :func:`sys.addaudithook` hook (PEP 578) sees every ``open``,
 interpreter, wherever it comes from (``httpx``, ``urllib``, ``open()``,
 ``pathlib``); the hook is installed once and acts only in a thread that is
 inside :func:`no_io`. Audit hooks cannot be removed, so it costs one
-thread-local lookup per audited event afterwards.
+thread-local lookup per audited event afterwards. Files opened by the import
+system (a module imported lazily inside a hook) are code, not data, and are
+let through.
 """
 
 from __future__ import annotations
@@ -40,9 +42,22 @@ class IOBlocked(OSError):
     """Raised inside :func:`no_io` where the code tried I/O."""
 
 
+def _loading_code() -> bool:
+    """Whether the import system (or linecache, for a traceback) is what opens a file: code, not data."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith("<frozen importlib") or name.endswith(("linecache.py", "zipimport.py")):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     attempts = getattr(_state, "attempts", None)
     if attempts is None or event not in BLOCKED:
+        return
+    if event == "open" and _loading_code():
         return
     what = f"{BLOCKED[event]} ({args[0]!r})" if event == "open" and args else BLOCKED[event]
     attempts.append(what)
