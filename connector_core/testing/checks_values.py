@@ -16,9 +16,7 @@ def check_expected_records(env: Env) -> str:
     """Mapped orders equal the sandbox's expected records field by field; money fits its currency; totals add up."""
     store = env.store()
     orders = env.mapped_orders(store)
-    problems = [f"{o.order_key}: {p}" for o in orders for p in too_precise(o)]
-    if env.profile.totals_add_up:
-        problems += [f"{o.order_key}: {p}" for o in orders for p in totals_off(o)]
+    problems: list[str] = []
     expected_orders = getattr(env.sandbox, "expected_orders", None)
     compared = 0
     if callable(expected_orders):
@@ -30,6 +28,9 @@ def check_expected_records(env: Env) -> str:
                 continue
             compared += 1
             problems += [f"{key}: {diff}" for diff in differences(want, to_json(order))]
+    problems += [f"{o.order_key}: {p}" for o in orders for p in too_precise(o)]
+    if env.profile.totals_add_up:
+        problems += [f"{o.order_key}: {p}" for o in orders for p in totals_off(o)]
     if problems:
         more = f" (+{len(problems) - 6} more)" if len(problems) > 6 else ""
         raise fail(

@@ -45,13 +45,13 @@ def test_leaked_secret_is_never_printed() -> None:
 
 
 def test_values_that_look_right_are_shown_with_the_difference() -> None:
-    """Money through float, JPY divided by 100 and Paris time labelled UTC each name the field and the truth."""
+    """Money through float, yen divided by 100 and Paris time labelled UTC each name the field and the truth."""
     messages = {
         name: ContractHarness("acme", host=host_for(VARIANTS[name][0])).run_check("expected_records").message
         for name in ("money_through_float", "cents_everywhere", "local_time_as_utc", "float_without_truth")
     }
     assert "total is" in messages["money_through_float"] and "off by" in messages["money_through_float"]
-    assert "more decimals than JPY allows (0)" in messages["cents_everywhere"]
+    assert "AB-1001: total is '130.56' but should be '13056'" in messages["cents_everywhere"]  # JPY: no minor unit
     assert "order_date is the instant" in messages["local_time_as_utc"] and "+2 h" in messages["local_time_as_utc"]
     assert "more decimals than EUR allows (2)" in messages["float_without_truth"]
     assert "declares no expected_orders" not in messages["float_without_truth"]
@@ -77,6 +77,15 @@ def test_crash_names_the_order_and_the_plugin_line() -> None:
     assert "tests/contract/variants.py:" in result.message and "in crashes_on_notes" in result.message
 
 
+def test_token_in_an_exception_is_found() -> None:
+    """A RuntimeError quoting the bearer token fails the check, and the report names where the secret showed."""
+    plugin, _ = VARIANTS["token_in_refusal"]
+    result = ContractHarness("acme", host=host_for(plugin)).run_check("order_transitions")
+    assert result.outcome == FAILED
+    assert "secrets leaked: the exception that stopped the check shows a secret (ac" in result.message
+    assert "acme_at_" not in result.message
+
+
 def test_cli_exits_1_when_a_check_fails() -> None:
     """`connector-host contract` exits 1 and marks the failed check in its table."""
     plugin, _ = VARIANTS["partial_status_map"]
@@ -97,7 +106,7 @@ def test_cli_json_reports_a_wrong_value() -> None:
     assert result.exit_code == 1
     report = json.loads(result.output)
     assert [(c["check"], c["outcome"]) for c in report["checks"]] == [("expected_records", "failed")]
-    assert "more decimals than EUR allows" in report["checks"][0]["message"]
+    assert "but should be" in report["checks"][0]["message"] and "off by" in report["checks"][0]["message"]
 
 
 def test_pytest_plugin_fails_the_broken_check(tmp_path: Path) -> None:

@@ -247,36 +247,34 @@ def _call_without_renewal(store: StoreContext, method: str, path: str, **kwargs:
     return store.http.request(method, f"{base}/api/v1/{path}", headers=headers, check=check_answer, **kwargs).json()
 
 
-def _orders_page(store: StoreContext, after: int) -> FetchPage:
+def _orders_page(store: StoreContext, after: int) -> tuple[FetchPage, bool]:
     answer = _call_without_renewal(store, "GET", "orders", params={"after": after, "limit": 50})
     orders = [RawOrder(order_key=o["id"], payload=o) for o in answer["orders"]]
-    return FetchPage(orders=orders, cursor=None if not answer["has_more"] else answer["next"])
+    return FetchPage(orders=orders, cursor=answer["next"]), bool(answer["has_more"])
 
 
 def token_never_renewed(store: StoreContext, since: Any) -> Iterator[FetchPage]:
     """Buys one token and uses it until the marketplace refuses it."""
     after = int(since or 0)
-    while True:
-        page = _orders_page(store, after)
-        yield attrs.evolve(page, cursor=page.cursor or after)
-        if page.cursor is None:
-            return
+    more = True
+    while more:
+        page, more = _orders_page(store, after)
+        yield page
         after = page.cursor
 
 
 def renewal_restarts_the_read(store: StoreContext, since: Any) -> Iterator[FetchPage]:
     """Renews a refused token, but starts the whole read over."""
     after = int(since or 0)
-    while True:
+    more = True
+    while more:
         try:
-            page = _orders_page(store, after)
+            page, more = _orders_page(store, after)
         except AuthError:
             store.cache["token"] = acme_client.access_token(store, renew=True)
-            after = int(since or 0)
+            after, more = int(since or 0), True
             continue
         yield page
-        if page.cursor is None:
-            return
         after = page.cursor
 
 
@@ -290,11 +288,11 @@ def logs_request_headers(store: StoreContext) -> Any:
 
 
 def token_in_refusal(store: StoreContext, order: Order, reason: str | None) -> StatusChange:
-    """Puts the access token in the error of a refused cancel."""
+    """Reports a refused cancel with a RuntimeError that quotes the request's Authorization header."""
     try:
         return acme.cancel_order(store=store, order=order, reason=reason)
-    except TransitionError as err:
-        raise TransitionError(f"{err} (token {acme_client.access_token(store)})") from None
+    except TransitionError:
+        raise RuntimeError(f"cancel refused (sent Authorization: Bearer {acme_client.access_token(store)})") from None
 
 
 @contextmanager
