@@ -297,6 +297,13 @@ def check_capabilities(env: Env) -> str:
             "map them, or declare them supplied_by_host / not_offered"
         )
     checked = [f for f in caps if f in ORDER_FEATURES]
+    if "partial_shipments" in caps:
+        if (caps["partial_shipments"] is Support.SUPPORTED) != env.profile.partial_shipments:
+            raise fail(
+                "the capability table and contract_profile disagree on partial_shipments: declare it supported "
+                "exactly when push_shipment ships Shipment.items (the partial_shipment check proves it)"
+            )
+        checked.append("partial_shipments")
     pushed = [f for f in caps if f in SHIPMENT_FIELDS]
     if pushed and env.allow_writes:
         result = ship_one(env)[2]
