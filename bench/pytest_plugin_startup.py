@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="interpreters per case (default 15)")
     runs = parser.parse_args().runs
     times: dict[str, list[float]] = {name: [] for name in CASES}
-    for name, code in CASES.items():
+    for code in CASES.values():
         once(code)  # warm the file cache and the .pyc files
     for _ in range(runs):
         for name, code in CASES.items():
