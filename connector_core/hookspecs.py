@@ -18,6 +18,7 @@ Lifecycle of one store::
     fetch_order(store, order_key)           a payload failed its schema or mapping: fetch it again
     push_shipment(store, order, shipment)   when ``push`` drains the outbox
     fetch_catalogue(store)                  ``products import --from-store``
+    sandbox_factory() / contract_profile()  the contract-test kit only
 
 ``map_order``, ``map_status`` and ``should_auto_accept`` may run in a map
 worker process; with ``sync --processes N`` or ``push --processes N`` every
