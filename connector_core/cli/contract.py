@@ -27,11 +27,15 @@ each cursor, and skips the checks that write. Checks that need a sandbox
 (adding orders, injecting faults, expiring tokens, reading the marketplace's
 state back) are skipped too.
 
---allow-writes (live mode only) also runs the checks that write, on real
-orders of that account: it accepts orders, cancels one, and ships orders
-with made-up tracking numbers (CT followed by 10 hex digits, carrier
-"Colissimo"), partially where the plugin ships parts; the marketplace may
-e-mail buyers about them. Use a test account.
+--allow-writes (live mode only) also runs push_shipment and capabilities on
+real orders of that account: each takes the first order awaiting shipment,
+accepts it if it still needs accepting, and ships it with a made-up
+tracking number (CT followed by 10 hex digits, carrier "Colissimo", service
+"Expert", fee 6.40, a note to the buyer), then pushes the same shipment
+twice more; so two real orders end up shipped, and the marketplace may
+e-mail their buyers. The checks that cancel orders or ship parts of them
+read the marketplace's state back and run on the sandbox only. Use a test
+account.
 """
 
 
@@ -64,7 +68,7 @@ def _read_settings(path: str | None) -> dict[str, Any] | None:
 @click.option(
     "--allow-writes",
     is_flag=True,
-    help="With --settings: also accept, cancel and ship real orders (made-up tracking numbers CT...).",
+    help="With --settings: also accept and ship two real orders (made-up tracking numbers CT...).",
 )
 @click.option(
     "--check",

@@ -14,11 +14,11 @@ registered with ``store.secrets.add``) shows in any of it.
 By default every check runs against a fresh sandbox of the marketplace (the
 plugin's ``sandbox_factory`` hook). With live ``settings`` the checks run
 against the real endpoint and only read, unless ``allow_writes`` is set:
-then the push, partial-shipment, transition and capability checks really
-accept, cancel and ship live orders, with made-up tracking numbers
-(``CT`` + 10 hex digits). Checks that need a sandbox (adding orders,
-injecting faults, expiring tokens, reading the marketplace's state back) are
-skipped in live mode.
+then the push_shipment and capabilities checks each accept (when needed) and
+ship one live order, with a made-up tracking number (``CT`` + 10 hex
+digits). Checks that need a sandbox (adding orders, injecting faults,
+expiring tokens, reading the marketplace's state back: partial shipments,
+transitions) are skipped in live mode.
 
 Use it from pytest (:class:`connector_core.testing.pytest_plugin.ContractSuite`),
 from the command line (``connector-host contract NAME``), or directly::

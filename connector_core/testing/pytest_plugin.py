@@ -8,9 +8,9 @@ A connector author gets every check as its own named test::
         marketplace = "acme"
 
 Against a live endpoint instead of the sandbox, set ``settings`` (a dict of
-store settings); checks that write (push, accept, cancel) run live only with
-``allow_writes = True`` and then really change orders of that account (see
-``connector-host contract --help``). Override
+store settings); the checks that write (they accept and ship two orders)
+run live only with ``allow_writes = True`` and then really change orders of
+that account (see ``connector-host contract --help``). Override
 :meth:`ContractSuite.contract_host` to test a plugin that is not installed
 through an entry point.
 
