@@ -31,9 +31,9 @@ state back) are skipped too.
 real orders of that account: each takes the first order awaiting shipment,
 accepts it if it still needs accepting, and ships it with a made-up
 tracking number (CT followed by 10 hex digits, carrier "Colissimo", service
-"Expert", fee 6.40, a note to the buyer), then pushes the same shipment
-twice more; so two real orders end up shipped, and the marketplace may
-e-mail their buyers. The checks that cancel orders or ship parts of them
+"Expert", fee 6.40, a note to the buyer); push_shipment then pushes its
+shipment twice more. So two real orders end up shipped, and the marketplace
+may e-mail their buyers. The checks that cancel orders or ship parts of them
 read the marketplace's state back and run on the sandbox only. Use a test
 account.
 """
