@@ -18,6 +18,7 @@ Lifecycle of one store::
     fetch_order(store, order_key)           a payload failed its schema or mapping: fetch it again
     push_shipment(store, order, shipment)   when ``push`` drains the outbox
     fetch_catalogue(store)                  ``products import --from-store``
+    sandbox_factory() / contract_profile()  the contract-test kit only
 
 ``map_order``, ``map_status`` and ``should_auto_accept`` may run in a map
 worker process; with ``sync --processes N`` or ``push --processes N`` every
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         StatusChange,
     )
     from connector_core.store_context import StoreContext
+    from connector_core.testing.profile import ContractProfile
     from connector_core.testing.sandbox import SandboxFactory
 
 PROJECT = "connector_core"
@@ -209,6 +211,21 @@ def sandbox_factory() -> SandboxFactory | None:  # type: ignore[empty-body]
     Called by the contract-test kit and ``connector-host contract``. Return a
     :class:`~connector_core.testing.sandbox.SandboxFactory`, or ``None``
     when the plugin ships no sandbox (the kit then needs live settings).
+    """
+
+
+@hookspec(firstresult=True)
+def contract_profile() -> ContractProfile | None:  # type: ignore[empty-body]
+    """What the contract kit should expect of this plugin where marketplaces differ.
+
+    Called by the contract-test kit and ``connector-host contract`` on this
+    plugin only, once per check. Return a
+    :class:`~connector_core.testing.profile.ContractProfile`: the re-fetch
+    overlap the plugin asks for on purpose (re-yields of orders changed
+    within it are expected, beyond it they are the "ignores the cursor"
+    bug), whether its orders' totals add up, whether it ships part of an
+    order. ``None`` means the defaults: no overlap, totals not checked, no
+    partial shipments.
     """
 
 

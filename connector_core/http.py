@@ -205,26 +205,36 @@ class RetryingClient:
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
     ) -> httpx.Response:
         """Send a request, retrying transient failures; return the response, read whole.
 
-        The body is streamed under the request's deadline and, when
+        ``method`` is any HTTP verb (``GET``, ``POST``, ``PUT``, ``PATCH``,
+        ``DELETE``...). The body is one of ``data`` (form fields), ``json``
+        (any JSON-able value, sent as ``application/json``) or ``content``
+        (bytes or text as they are, e.g. an XML document; set its
+        ``Content-Type`` in ``headers``). ``headers`` are sent with every
+        attempt and never logged.
+
+        The answer is streamed under the request's deadline and, when
         ``max_bytes`` is given, refused (:class:`HostileInputError`) as soon as
         it grows past it, so no answer is held whole before its size is known.
         ``check`` sees the read response inside the retry loop.
         """
+        body = _body(data=data, json=json, content=content)
 
         def read(response: httpx.Response) -> httpx.Response:
-            body = b"".join(iter_body(response, max_bytes=max_bytes))
+            whole_body = b"".join(iter_body(response, max_bytes=max_bytes))
             whole = httpx.Response(
-                response.status_code, headers=response.headers, content=body, request=response.request
+                response.status_code, headers=response.headers, content=whole_body, request=response.request
             )
             if check is not None:
                 check(whole)
             return whole
 
         with self._attempts(
-            method, url, data=data, params=params, check=read, timeout=timeout, stream=True, headers=headers
+            method, url, body=body, params=params, check=read, timeout=timeout, stream=True, headers=headers
         ) as r:
             return r
 
@@ -239,6 +249,8 @@ class RetryingClient:
         check: Check | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
     ) -> Iterator[httpx.Response]:
         """Like :meth:`request` but the body is left unread, to be read with :func:`iter_body`.
 
@@ -246,8 +258,9 @@ class RetryingClient:
         dropped while the body streams surfaces as :class:`TransientError`,
         a body still unread at the deadline as :class:`DeadlineError`.
         """
+        body = _body(data=data, json=json, content=content)
         with self._attempts(
-            method, url, data=data, params=params, check=None, timeout=timeout, stream=True, headers=headers
+            method, url, body=body, params=params, check=None, timeout=timeout, stream=True, headers=headers
         ) as r:
             try:
                 yield r
@@ -332,7 +345,7 @@ class RetryingClient:
         method: str,
         url: str,
         *,
-        data: Mapping[str, Any] | None,
+        body: dict[str, Any],
         params: Mapping[str, Any] | None,
         check: Callable[[httpx.Response], httpx.Response] | None,
         timeout: float | None,
@@ -360,7 +373,7 @@ class RetryingClient:
                 self.attempts += 1
                 read = min(timeout if timeout is not None else policy.read_timeout, left)
                 kwargs: dict[str, Any] = {
-                    "data": data,
+                    **body,
                     "params": params,
                     "headers": headers,
                     "timeout": httpx.Timeout(read, connect=min(read, policy.connect_timeout)),
@@ -426,6 +439,14 @@ def iter_body(response: httpx.Response, *, max_bytes: int | None = None) -> Iter
             yield chunk
     except (httpx.TransportError, httpx.TimeoutException) as exc:
         raise TransientError(f"{where}: connection dropped while reading the answer ({type(exc).__name__})") from None
+
+
+def _body(*, data: Mapping[str, Any] | None, json: Any, content: bytes | str | None) -> dict[str, Any]:
+    """The one body of a request as ``httpx.Client.build_request`` arguments; two bodies are a plugin bug."""
+    given = {k: v for k, v in (("data", data), ("json", json), ("content", content)) if v is not None}
+    if len(given) > 1:
+        raise TypeError(f"give one request body, not {' and '.join(given)}")
+    return given
 
 
 def _retry_after(value: str | None) -> float | None:

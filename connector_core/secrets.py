@@ -5,6 +5,12 @@ When a store's settings are loaded their secret values are registered here;
 :func:`redact` then replaces every registered value (and its URL-encoded
 form) with ``***`` in any text. The host applies it to exception messages,
 log records (through :class:`RedactingFilter`), CLI output and JSON output.
+
+Secrets a plugin only learns at run time (an access token bought with the
+store's credentials, a session cookie, a signed URL) are registered through
+the store's :class:`StoreSecrets` (``store.secrets.add(token)``) and are
+redacted the same way from then on, in this process and in the processes it
+forks afterwards.
 """
 
 from __future__ import annotations
@@ -37,6 +43,39 @@ def register_secret(value: object) -> None:
         variants.update({value, quote(value, safe=""), quote_plus(value)})
         # longest first, so a secret that contains another is masked whole
         _variants = tuple(sorted(variants, key=len, reverse=True))
+
+
+def is_registered(value: str) -> bool:
+    """Whether ``value`` is a registered secret (so :func:`redact` hides it)."""
+    return value in _secrets
+
+
+class StoreSecrets:
+    """The run-time secrets of one store: ``store.secrets.add(token)`` has the host redact ``token`` everywhere.
+
+    Registration is for the life of the process (a token that expired is
+    still hidden). Values shorter than four characters are ignored: hiding
+    them would mangle ordinary text. ``value in store.secrets`` tells whether
+    this store registered it.
+    """
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, value: str) -> None:
+        """Register ``value`` as a secret of this store; return nothing. Empty or short values are ignored."""
+        if isinstance(value, str) and len(value) >= 4:
+            self._values.add(value)
+            register_secret(value)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<StoreSecrets: {len(self._values)} registered>"
 
 
 def redact(text: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from connector_core.http import HttpPolicy, RetryingClient
+from connector_core.secrets import StoreSecrets
 
 
 @attrs.frozen
@@ -20,6 +21,13 @@ class StoreContext:
     retrying HTTP client shared by the store's calls (inject a transport in
     tests); ``store_settings`` are the host-side settings (branding,
     notifications, product handling).
+
+    ``secrets`` registers secrets learnt at run time (``store.secrets.add(token)``)
+    so the host redacts them everywhere. ``cache`` is the plugin's scratch
+    space for this store (e.g. an access token and its expiry): it lives as
+    long as this context (one sync, one push, one command), is shared by
+    every hook called with it, is copied (not shared) into a process forked
+    from it, and is never saved. See ``docs/plugin-reference.md``.
     """
 
     name: str
@@ -28,6 +36,8 @@ class StoreContext:
     status_map: dict[str, str] = attrs.field(factory=dict)
     store_settings: dict[str, Any] = attrs.field(factory=dict, repr=False)
     http: RetryingClient = attrs.field(factory=lambda: RetryingClient(HttpPolicy.from_environ()), repr=False, eq=False)
+    secrets: StoreSecrets = attrs.field(factory=StoreSecrets, repr=False, eq=False)
+    cache: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
     def log(self) -> logging.Logger:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import attrs
@@ -11,7 +12,8 @@ from connector_core import hookimpl, shipments
 from connector_core.cli.app import App, check_store, pass_app, resolve_order, store_names, store_option
 from connector_core.cli.output import UserError, out, out_json
 from connector_core.cli.sync import concurrency_options
-from connector_core.models import Shipment, to_json
+from connector_core.errors import ConfigError
+from connector_core.models import Order, Shipment, ShipmentItem, to_json
 from connector_core.push.outbox import PushReport
 
 
@@ -34,6 +36,25 @@ def push_lines(report: PushReport) -> list[str]:
     return lines
 
 
+def shipment_lines(order: Order, specs: Sequence[str]) -> tuple[ShipmentItem, ...]:
+    """``LINE_KEY[:QTY]`` options as shipment items, checked against the order's lines."""
+    ordered = {item.line_key: item.quantity for item in order.items}
+    items = []
+    for spec in specs:
+        key, _, qty_text = spec.rpartition(":") if ":" in spec and spec not in ordered else (spec, "", "")
+        if key not in ordered:
+            known = ", ".join(ordered) or "none"
+            raise ConfigError(f"--line {spec}: the order has no line {key!r} (its lines: {known})")
+        try:
+            qty = int(qty_text) if qty_text else ordered[key]
+        except ValueError:
+            raise ConfigError(f"--line {spec}: the quantity must be a whole number, as in {key}:1") from None
+        if not 1 <= qty <= ordered[key]:
+            raise ConfigError(f"--line {spec}: the quantity must be between 1 and {ordered[key]} (ordered)")
+        items.append(ShipmentItem(key, qty))
+    return tuple(items)
+
+
 def add_ship_commands(group: click.Group) -> None:
     """``ship`` and ``push``."""
 
@@ -50,6 +71,13 @@ def add_ship_commands(group: click.Group) -> None:
         is_flag=True,
         help="Record it even though the order already has a shipment with another tracking number.",
     )
+    @click.option(
+        "--line",
+        "lines",
+        multiple=True,
+        metavar="LINE_KEY[:QTY]",
+        help="Ship only this line (all of it, or QTY of it); repeat for more lines. Default: the whole order.",
+    )
     @store_option("The order's store.")
     @pass_app
     def ship(
@@ -62,14 +90,17 @@ def add_ship_commands(group: click.Group) -> None:
         notes_to_buyer: str | None,
         no_notify: bool,
         force: bool,
+        lines: tuple[str, ...],
         store: str | None,
     ) -> None:
-        """Record a shipment in the outbox (sent by `push`).
+        """Record a shipment in the outbox (sent by `push`); --line ships part of the order.
 
         Refused for a cancelled order, and for an order that already has a
-        shipment with another tracking number (unless --force).
+        shipment with another tracking number (unless --force, or --line: a
+        partial shipment is a parcel of its own).
         """
         name, key = resolve_order(app, order, check_store(app, store))
+        items = shipment_lines(app.book.get_order(name, key), lines) if lines else ()
         fee = None if cost is None else shipments.parse_amount(cost, "--cost")
         shipment = Shipment(
             store=name,
@@ -81,6 +112,7 @@ def add_ship_commands(group: click.Group) -> None:
             carrier_fee=fee,
             notes_to_buyer=notes_to_buyer,
             notify_customer=not no_notify,
+            items=items,
         )
         done = app.engine.ship(shipment, force=force)
         if done.new:

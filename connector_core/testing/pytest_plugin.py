@@ -8,25 +8,36 @@ A connector author gets every check as its own named test::
         marketplace = "acme"
 
 Against a live endpoint instead of the sandbox, set ``settings`` (a dict of
-store settings); checks that write (push, accept) run live only with
-``allow_writes = True``. Override :meth:`ContractSuite.contract_host` to
-test a plugin that is not installed through an entry point.
+store settings); the checks that write (they accept and ship two orders)
+run live only with ``allow_writes = True`` and then really change orders of
+that account (see ``connector-host contract --help``). Override
+:meth:`ContractSuite.contract_host` to test a plugin that is not installed
+through an entry point.
+
+Registering this module costs nothing measurable when a test run does not
+use it: it imports only pytest. The kit (and with it the host, httpx,
+jsonschema) is imported when :class:`ContractSuite` is first named, or when
+the ``contract_harness`` fixture first runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from connector_core.plugins import PluginHost
-from connector_core.testing.contract import CHECKS, FAILED, SKIPPED, Check, ContractHarness
+if TYPE_CHECKING:
+    from connector_core.testing.contract import ContractHarness
+    from connector_core.testing.suite import ContractSuite
+
+__all__ = ["ContractSuite", "contract_harness"]
 
 
 @pytest.fixture(scope="class")
 def contract_harness(request: pytest.FixtureRequest) -> ContractHarness:
     """A :class:`ContractHarness` for the test class's ``marketplace`` (see :class:`ContractSuite`)."""
+    from connector_core.testing.contract import ContractHarness
+
     suite = request.cls
     if suite is None or not getattr(suite, "marketplace", ""):
         raise pytest.UsageError("contract_harness is for ContractSuite subclasses that set `marketplace`")
@@ -39,32 +50,9 @@ def contract_harness(request: pytest.FixtureRequest) -> ContractHarness:
     )
 
 
-def _contract_test(check: Check) -> Callable[[Any, ContractHarness], None]:
-    def test(self: Any, contract_harness: ContractHarness) -> None:
-        result = contract_harness.run_check(check.id)
-        if result.outcome == SKIPPED:
-            pytest.skip(result.message)
-        if result.outcome == FAILED:
-            pytest.fail(f"contract check {check.number} ({check.id}) failed: {result.message}", pytrace=False)
+def __getattr__(name: str) -> Any:
+    if name == "ContractSuite":
+        from connector_core.testing.suite import ContractSuite
 
-    test.__name__ = f"test_{check.number:02d}_{check.id}"
-    test.__qualname__ = f"ContractSuite.{test.__name__}"
-    test.__doc__ = f"Contract check {check.number}: {check.title}."
-    return test
-
-
-class ContractSuite:
-    """Subclass as ``Test...`` and set ``marketplace``: one test per contract check."""
-
-    marketplace: ClassVar[str] = ""
-    settings: ClassVar[dict[str, Any] | None] = None
-    allow_writes: ClassVar[bool] = False
-
-    def contract_host(self) -> PluginHost:
-        """The plugin host to test through (default: installed plugins)."""
-        return PluginHost.create()
-
-
-for _check in CHECKS:
-    _test = _contract_test(_check)
-    setattr(ContractSuite, _test.__name__, _test)
+        return ContractSuite
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,13 +19,14 @@ class TestAcmeContract(ContractSuite):
 
 
 def test_cli_contract_json_reports_every_check_passed() -> None:
-    """`connector-host contract acme --json` runs all nine checks, each passed, exit 0."""
+    """`connector-host contract acme --json` runs every check, each passed, exit 0, with nothing left unexercised."""
     host = PluginHost.create()
     result = CliRunner().invoke(cli, ["contract", "acme", "--json"], obj=App(host_factory=lambda: host))
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert [(c["check"], c["outcome"]) for c in report["checks"]] == [(c.id, "passed") for c in CHECKS]
     assert report["passed"] is True
+    assert (report["not_exercised"], report["warnings"]) == ([], [])
 
 
 def test_cli_contract_table_names_checks() -> None:

@@ -34,4 +34,4 @@ def test_tutorial_covers_every_hook_of_the_example() -> None:
     hooks = re.findall(r"@hookimpl\ndef (\w+)", plugin)
     shown = "\n".join(code_blocks())
     assert [h for h in hooks if f"def {h}(" not in shown] == []
-    assert len(hooks) == 10
+    assert len(hooks) == 11

@@ -10,6 +10,8 @@ from importlib import resources
 from importlib.util import find_spec
 from typing import Any
 
+import iso4217
+
 from connector_acme_bazaar import __version__
 from connector_acme_bazaar.client import DEFAULT_BASE_URL, call
 from connector_core import hookimpl
@@ -32,15 +34,17 @@ from connector_core.models import (
     StatusChange,
 )
 from connector_core.store_context import StoreContext
+from connector_core.testing.profile import ContractProfile
 
 # -- describing the marketplace ---------------------------------------------------
 
 SETTINGS_SCHEMA = {
     "type": "object",
-    "required": ["api_key"],
+    "required": ["client_id", "client_secret"],
     "additionalProperties": False,
     "properties": {
-        "api_key": {"type": "string", "minLength": 8, "x-secret": True, "description": "Seller centre > API keys"},
+        "client_id": {"type": "string", "minLength": 4, "description": "Seller centre > API clients"},
+        "client_secret": {"type": "string", "minLength": 8, "x-secret": True, "description": "shown once, with it"},
         "base_url": {"type": "string", "default": DEFAULT_BASE_URL, "description": "API root (the sandbox's URL)"},
         "auto_accept": {"type": "boolean", "default": True, "description": "Accept new orders once imported"},
     },
@@ -62,6 +66,7 @@ CAPABILITIES = (
     Capability("item_weight", "supplied_by_host", "from the host's product catalogue"),
     Capability("tracking_number", "supported"),
     Capability("carrier", "supported"),
+    Capability("partial_shipments", "supported", "some lines, some quantities, one tracking number each"),
     Capability("service", "not_offered", "Acme has no field for it; kept in the host"),
     Capability("carrier_fee", "not_offered", "Acme has no field for it; kept in the host"),
     Capability("notes_to_buyer", "not_offered", "Acme has no field for it; kept in the host"),
@@ -89,7 +94,7 @@ def marketplace_info() -> MarketplaceInfo:
 
 @hookimpl
 def connect(store: StoreContext) -> ConnectResult:
-    """One cheap authenticated call: who is this key for?"""
+    """One cheap authenticated call: whose credentials are these?"""
     shop = call(store, "GET", "shop")
     return ConnectResult(account=shop["name"], details={"shop_id": shop["shop_id"]})
 
@@ -110,6 +115,12 @@ def fetch_orders(store: StoreContext, since: Any) -> Iterator[FetchPage]:
 # -- mapping ----------------------------------------------------------------------
 
 
+def money(minor: int, currency: str) -> Decimal:
+    """An amount in the currency's minor units as a Decimal: 1990 EUR -> 19.90, 1990 JPY -> 1990, 1990 KWD -> 1.990."""
+    exponent = iso4217.Currency(currency).exponent or 0
+    return Decimal(minor).scaleb(-exponent)
+
+
 def _address(data: dict[str, Any] | None, phone: str | None) -> Address:
     data = data or {}
     return Address(
@@ -126,7 +137,7 @@ def _address(data: dict[str, Any] | None, phone: str | None) -> Address:
 def map_order(store: StoreContext, raw: RawOrder) -> Order:
     """Map one Acme order to the canonical order; refuse one without a shipping address."""
     p = raw.payload
-    buyer = p["buyer"]
+    buyer, currency = p["buyer"], p["currency"]
     ship_to = _address(p["shipping_address"], buyer.get("phone"))
     if not ship_to.is_usable():
         raise MappingError("order has no usable shipping address", store=store.name, order_key=raw.order_key)
@@ -136,7 +147,7 @@ def map_order(store: StoreContext, raw: RawOrder) -> Order:
             sku=line.get("sku"),
             name=line["title"],
             quantity=line["qty"],
-            unit_price=Decimal(line["price"]),
+            unit_price=money(line["price"], currency),
         )
         for line in p["lines"]
     ]
@@ -151,11 +162,11 @@ def map_order(store: StoreContext, raw: RawOrder) -> Order:
         marketplace_status=MarketplaceStatus(p["status"], STATUSES[p["status"]]),
         customer=Customer(name=buyer["name"], email=buyer.get("email"), phone=buyer.get("phone")),
         ship_to=ship_to,
-        currency=p["currency"],
+        currency=currency,
         items=items,
         item_total=sum((item.total() for item in items), Decimal(0)),
-        shipping_amount=Decimal(p["shipping_price"]),
-        total=Decimal(p["total"]),
+        shipping_amount=money(p["shipping_price"], currency),
+        total=money(p["total"], currency),
         customer_notes=p.get("note"),
         raw=p,
     )
@@ -197,9 +208,11 @@ def cancel_order(store: StoreContext, order: Order, reason: str | None) -> Statu
 
 @hookimpl
 def push_shipment(store: StoreContext, order: Order, shipment: Shipment) -> PushResult:
-    """Send tracking number and carrier; Acme has no field for the rest."""
-    sent = {"tracking_number": shipment.tracking_number, "carrier": shipment.carrier or ""}
-    answer = call(store, "PUT", f"orders/{order.order_key}/shipment", data=sent)
+    """Send tracking number, carrier and the lines shipped (all, unless ``shipment.items`` names some)."""
+    sent: dict[str, Any] = {"tracking_number": shipment.tracking_number, "carrier": shipment.carrier or ""}
+    if shipment.items:
+        sent["lines"] = [{"line_id": item.line_key, "qty": item.quantity} for item in shipment.items]
+    answer = call(store, "POST", f"orders/{order.order_key}/shipments", json=sent)
     fields = [FieldResult("tracking_number", FieldOutcome.SENT)]
     fields.append(FieldResult("carrier", FieldOutcome.SENT if shipment.carrier else FieldOutcome.SKIPPED))
     for name in ("service", "carrier_fee", "notes_to_buyer"):
@@ -225,3 +238,9 @@ def sandbox_factory() -> Any:
     from connector_acme_bazaar.sandbox import AcmeSandbox
 
     return AcmeSandbox
+
+
+@hookimpl
+def contract_profile() -> ContractProfile:
+    """Acme's figures add up, and it ships part of an order; it re-fetches nothing (no overlap)."""
+    return ContractProfile(totals_add_up=True, partial_shipments=True)

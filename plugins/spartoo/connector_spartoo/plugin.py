@@ -36,6 +36,7 @@ from connector_core.models import (
     StatusChange,
 )
 from connector_core.store_context import StoreContext
+from connector_core.testing.profile import ContractProfile
 from connector_spartoo import __version__
 from connector_spartoo.client import SpartooClient
 from connector_spartoo.mapping import DEFAULT_STATUS_MAP, STATUS_NAMES, map_order_document
@@ -212,6 +213,12 @@ def _fetch(store: StoreContext, since: Any) -> Iterator[FetchPage]:
                 "stays, and the next sync asks again (if this repeats, Spartoo's export for this site is broken)"
             )
         yield FetchPage(orders=orders, rejects=rejects, cursor=new_cursor, failure=failure)
+
+
+@hookimpl
+def contract_profile() -> ContractProfile:
+    """Exports re-ask :data:`SAFETY_OVERLAP` before the cursor on purpose; totals add up; no partial shipments."""
+    return ContractProfile(refetch_overlap=SAFETY_OVERLAP, totals_add_up=True)
 
 
 @hookimpl

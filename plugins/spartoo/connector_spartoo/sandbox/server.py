@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import uvicorn
@@ -150,6 +152,36 @@ class SpartooSandbox:
         if index is None or self.book.site(index) != site:
             raise KeyError(order_key)
         return self.book.order(index)
+
+    def expected_orders(self) -> dict[str, dict[str, Any]]:
+        """The canonical truth of every importable order, from the generator's own epochs and figures.
+
+        Dates come from the epochs the sandbox keeps (the XML writes them in
+        Paris wall-clock time), the currency from the site, money from the
+        exact figures; a line's discount is (unit price - reduced price) x quantity.
+        """
+        truth = {}
+        for index in range(len(self.book)):
+            if not self.book.valid(index):
+                continue
+            doc = self.book.order(index)
+            _status, purchased, modified, _tracking = self.book._state(index)
+            items = []
+            for line in doc["products"]["product"]:
+                unit, reduced = Decimal(line["products_price_unit"]), Decimal(line["products_price_unit_with_reduce"])
+                qty = int(line["products_qty"])
+                items.append({"quantity": qty, "unit_price": str(unit), "discount": str((unit - reduced) * qty)})
+            truth[self.book.order_key(index)] = {
+                "order_number": doc["orders_id"],
+                "currency": doc["_meta"]["currency"],
+                "order_date": datetime.fromtimestamp(purchased, UTC).isoformat(),
+                "modified_date": datetime.fromtimestamp(modified, UTC).isoformat(),
+                "total": doc["order_total"],
+                "shipping_amount": doc["shipping_price"],
+                "payment_fee": doc["payment_price"],
+                "items": items,
+            }
+        return truth
 
     def set_faults(self, **rates: float) -> None:
         """Make the faults exactly ``rates``: ``error_rate``, ``drop_rate``, ``malformed_rate``, ``quota_rate``
