@@ -180,6 +180,8 @@ def _parse_host(form: FormData, record: StoreRecord) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name, sub in nested_schemas(host_settings.schema()):
+        if name == "smtp" and not str(form.get("smtp.host") or "").strip():
+            continue  # no mail server: .eml files in the outbox folder
         fields = fields_for(sub, prefix=f"{name}.")
         keep = stored.get(name) if isinstance(stored.get(name), dict) else {}
         try:
@@ -187,8 +189,6 @@ def _parse_host(form: FormData, record: StoreRecord) -> dict[str, Any]:
         except FormErrors as errs:
             errors.update(errs.errors)
             continue
-        if name == "smtp" and not values.get("host"):
-            continue  # no mail server: .eml files in the outbox folder
         doc[name] = values
     if errors:
         raise FormErrors(errors)
