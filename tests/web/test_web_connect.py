@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 import re
 
+from connector_spartoo.sandbox.server import SpartooSandbox
 from web_support import Web
 
 from connector_core.store import OrderBook
-from connector_spartoo.sandbox.server import SpartooSandbox
 
 
 def _form(sandbox: SpartooSandbox, partner_id: str, name: str = "sp") -> dict[str, object]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,7 +56,8 @@ class ImageServer:
             def do_GET(self) -> None:
                 server.hits[self.path] = server.hits.get(self.path, 0) + 1
                 if self.path.startswith("/img/"):
-                    body, kind = png(), "image/png"
+                    seed = zlib.crc32(self.path.encode())
+                    body, kind = png((seed & 255, (seed >> 8) & 255, (seed >> 16) & 255)), "image/png"
                 elif self.path == "/big":
                     body, kind = b"\0" * 3_000_000, "image/png"
                 elif self.path == "/text":
