@@ -101,7 +101,10 @@ def _host_fieldsets(stored: dict[str, Any]) -> list[tuple[str, str, list[Field]]
     out = []
     for name, sub in nested_schemas(host_settings.schema()):
         values = effective.get(name) or {}
-        out.append((name, str(sub.get("description") or ""), fields_for(sub, values, prefix=f"{name}.")))
+        fields = fields_for(sub, values, prefix=f"{name}.")
+        if "null" in (sub.get("type") or []):  # an optional part (smtp): none of its fields is required on its own
+            fields = [attrs.evolve(f, required=False) for f in fields]
+        out.append((name, str(sub.get("description") or ""), fields))
     return out
 
 
