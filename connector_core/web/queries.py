@@ -149,55 +149,105 @@ def _where(f: OrderFilter, *, with_status: bool) -> tuple[str, list[Any]]:
         args.append(f.date_to)
     if f.q:
         like = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append(
-            "(o.order_key = ? OR o.order_number = ? OR o.order_key LIKE ? ESCAPE '\\'"
-            " OR json_extract(o.canonical, '$.customer.name') LIKE ? ESCAPE '\\'"
+        people = (
+            "json_extract(o.canonical, '$.customer.name') LIKE ? ESCAPE '\\'"
             " OR json_extract(o.canonical, '$.customer.email') LIKE ? ESCAPE '\\'"
             " OR json_extract(o.canonical, '$.ship_to.name') LIKE ? ESCAPE '\\'"
-            " OR EXISTS (SELECT 1 FROM order_items i WHERE i.store = o.store AND i.order_key = o.order_key"
-            " AND i.sku LIKE ? ESCAPE '\\'))"
         )
-        args += [f.q, f.q, like, like, like, like, like]
+        people_args = [like, like, like]
+        if '"' not in f.q and "\\" not in f.q:
+            # the text must be somewhere in the order's JSON: a cheap scan first, JSON parsed only on a hit
+            people = f"(o.canonical LIKE ? ESCAPE '\\' AND ({people}))"
+            people_args = [like, *people_args]
+        clauses.append(
+            "(o.order_key = ? OR o.order_number = ? OR o.order_key LIKE ? ESCAPE '\\'"
+            " OR (o.store, o.order_key) IN (SELECT i.store, i.order_key FROM order_items i"
+            " WHERE i.sku LIKE ? ESCAPE '\\')"
+            f" OR {people})"
+        )
+        args += [f.q, f.q, like, like, *people_args]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
+_LINE_COLUMNS = (
+    "SELECT o.store, o.order_key, o.order_number, o.status, o.marketplace_status, o.order_date,"
+    " json_extract(o.canonical, '$.customer.name') AS buyer,"
+    " json_extract(o.canonical, '$.customer.email') AS email,"
+    " json_extract(o.canonical, '$.total') AS total, json_extract(o.canonical, '$.currency') AS currency,"
+    " json_array_length(o.canonical, '$.items') AS items,"
+    " json_extract(o.canonical, '$.ship_to.country') AS country"
+)
+
+
+def _line(r: sqlite3.Row) -> OrderLine:
+    return OrderLine(
+        store=r["store"],
+        order_key=r["order_key"],
+        order_number=r["order_number"],
+        status=r["status"],
+        marketplace_status=r["marketplace_status"],
+        order_date=r["order_date"],
+        buyer=r["buyer"],
+        email=r["email"],
+        total=str(r["total"]),
+        currency=str(r["currency"]),
+        items=int(r["items"] or 0),
+        country=r["country"],
+    )
+
+
+def _lines(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> tuple[OrderLine, ...]:
+    """The list's columns of the orders ``keys``, in that order (the JSON is read for these rows only)."""
+    sql = f"{_LINE_COLUMNS} FROM orders o WHERE o.store = ? AND o.order_key = ?"  # one primary-key lookup each
+    out = []
+    for key in keys:
+        row = conn.execute(sql, key).fetchone()
+        if row is not None:
+            out.append(_line(row))
+    return tuple(out)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, 0) if value is None else (1, value)  # NULL first when ascending, as SQLite sorts
+
+
 def order_page(conn: sqlite3.Connection, f: OrderFilter) -> OrderPage:
-    """The page of orders ``f`` asks for, the number that match, and the counts by status."""
-    where, args = _where(f, with_status=True)
-    direction = "DESC" if f.descending else "ASC"
-    sql = (
-        "SELECT o.store, o.order_key, o.order_number, o.status, o.marketplace_status, o.order_date,"
-        " json_extract(o.canonical, '$.customer.name') AS buyer,"
-        " json_extract(o.canonical, '$.customer.email') AS email,"
-        " json_extract(o.canonical, '$.total') AS total, json_extract(o.canonical, '$.currency') AS currency,"
-        " json_array_length(o.canonical, '$.items') AS items,"
-        " json_extract(o.canonical, '$.ship_to.country') AS country"
-        f" FROM orders o{where} ORDER BY {SORTS[f.sort]} {direction}, o.store, o.order_key LIMIT ? OFFSET ?"
-    )
-    rows = conn.execute(sql, [*args, f.page_size, (f.page - 1) * f.page_size]).fetchall()
-    lines = tuple(
-        OrderLine(
-            store=r["store"],
-            order_key=r["order_key"],
-            order_number=r["order_number"],
-            status=r["status"],
-            marketplace_status=r["marketplace_status"],
-            order_date=r["order_date"],
-            buyer=r["buyer"],
-            email=r["email"],
-            total=str(r["total"]),
-            currency=str(r["currency"]),
-            items=int(r["items"] or 0),
-            country=r["country"],
-        )
-        for r in rows
-    )
-    where_all, args_all = _where(f, with_status=False)
+    """The page of orders ``f`` asks for, the number that match, and the counts by status.
+
+    Without a search, the counts come from the status index and the page's
+    keys from one sorted scan; the JSON columns are read for the page's rows
+    only. A search reads every order's text once: its matches (key, status,
+    sort value) are counted, sorted and paged here.
+    """
+    offset = (f.page - 1) * f.page_size
     by_status = {s: 0 for s in CANONICAL_STATUSES}
-    for r in conn.execute(f"SELECT o.status, count(*) FROM orders o{where_all} GROUP BY o.status", args_all):
-        by_status[r[0]] = int(r[1])
+    if not f.q:
+        where_all, args_all = _where(f, with_status=False)
+        for r in conn.execute(f"SELECT o.status, count(*) FROM orders o{where_all} GROUP BY o.status", args_all):
+            by_status[r[0]] = int(r[1])
+        where, args = _where(f, with_status=True)
+        direction = "DESC" if f.descending else "ASC"
+        keys = [
+            (r[0], r[1])
+            for r in conn.execute(
+                f"SELECT o.store, o.order_key FROM orders o{where}"
+                f" ORDER BY {SORTS[f.sort]} {direction}, o.store, o.order_key LIMIT ? OFFSET ?",
+                [*args, f.page_size, offset],
+            )
+        ]
+    else:
+        where_all, args_all = _where(f, with_status=False)
+        hits = conn.execute(
+            f"SELECT o.store, o.order_key, o.status, {SORTS[f.sort]} FROM orders o{where_all}", args_all
+        ).fetchall()
+        for hit in hits:
+            by_status[hit[2]] = by_status.get(hit[2], 0) + 1
+        chosen = [(h[0], h[1], h[3]) for h in hits if not f.status or h[2] == f.status]
+        chosen.sort(key=lambda h: (h[0], h[1]))
+        chosen.sort(key=lambda h: _sort_key(h[2]), reverse=f.descending)  # stable: ties stay by store, key
+        keys = [(h[0], h[1]) for h in chosen[offset : offset + f.page_size]]
     total = by_status.get(f.status, 0) if f.status else sum(by_status.values())
-    return OrderPage(lines=lines, total=total, by_status=by_status, filter=f)
+    return OrderPage(lines=_lines(conn, keys), total=total, by_status=by_status, filter=f)
 
 
 @attrs.frozen

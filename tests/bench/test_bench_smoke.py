@@ -79,3 +79,15 @@ def test_pyspy_summary_counts_each_stack_for_its_innermost_process() -> None:
     assert total == 50 and inclusive["sync (e.py)"] == 50 and own["save (s.py)"] == 30
     total, inclusive, own = summary['process 2:"worker"']
     assert total == 50 and own == {"map (m.py)": 50} and "main (a.py)" not in inclusive
+
+
+def test_web_benchmark_measures_every_page(tmp_path: Path) -> None:
+    """The web benchmark builds a book, logs in and reports a median for each page (no timing asserted)."""
+    import web
+
+    path = tmp_path / "web.sqlite3"
+    book = web.build_book(path, 120)
+    assert book["orders"] + book["rejected"] == 120
+    results = web.measure(path, 2, book["key"], book["sku"])
+    assert "orders list (page 1 of all)" in results and len(results) == 7
+    assert all(r["median_ms"] > 0 and abs(r["ratio_to_target"] - r["median_ms"] / 200) < 0.001 for r in results.values())
