@@ -47,11 +47,12 @@ class Timed:
 
 def build_book(path: Path, orders: int) -> dict[str, Any]:
     """Import ``orders`` sandbox orders into the book at ``path``; add the operator ``bench``."""
+    from connector_spartoo.sandbox.server import SpartooSandbox
+
     from connector_core.engine import Engine
     from connector_core.plugins import PluginHost, get_plugin_manager
     from connector_core.store import OrderBook
     from connector_core.web import db
-    from connector_spartoo.sandbox.server import SpartooSandbox
 
     host = PluginHost(get_plugin_manager())
     with SpartooSandbox(orders=orders) as sandbox, OrderBook(path) as book:
