@@ -49,10 +49,10 @@ def build_book(path: Path, orders: int) -> dict[str, Any]:
     """Import ``orders`` sandbox orders into the book at ``path``; add the operator ``bench``."""
     from connector_spartoo.sandbox.server import SpartooSandbox
 
+    from connector_core.db import OrderBook
     from connector_core.engine import Engine
     from connector_core.plugins import PluginHost, get_plugin_manager
-    from connector_core.store import OrderBook
-    from connector_core.web import db
+    from connector_core.web import records
 
     host = PluginHost(get_plugin_manager())
     with SpartooSandbox(orders=orders) as sandbox, OrderBook(path) as book:
@@ -60,8 +60,7 @@ def build_book(path: Path, orders: int) -> dict[str, Any]:
         started = time.perf_counter()
         report = Engine(host, book, workers=0).sync("bench")
         seconds = time.perf_counter() - started
-        db.ensure_tables(book.conn)
-        db.add_user(book.conn, "bench", PASSWORD, replace=True)
+        records.add_user(book.conn, "bench", PASSWORD, replace=True)
         count = book.count_orders("bench")
         sample = book.list_orders(store="bench", limit=1)[0].order_key
         sku = book.conn.execute("SELECT sku FROM order_items WHERE sku IS NOT NULL LIMIT 1").fetchone()[0]

@@ -256,6 +256,31 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (marketplace, partner)
     );
     """,
+    # v10: the operator web app: who may log in (Argon2id hashes), the key that signs its session
+    # cookies, and the syncs, pushes and connection checks started from it
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE web_keys (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE web_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        store TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('sync', 'push', 'check')),
+        state TEXT NOT NULL CHECK (state IN ('running', 'ok', 'error')),
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        summary TEXT,
+        error TEXT,
+        started_by TEXT
+    );
+    CREATE INDEX web_runs_store ON web_runs(store, id);
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 

@@ -2,7 +2,7 @@
 
 Kept apart from the routes so that each is a plain function over an
 :class:`~connector_core.engine.Engine` or an
-:class:`~connector_core.store.OrderBook`, easy to test and shared by pages
+:class:`~connector_core.db.OrderBook`, easy to test and shared by pages
 that do the same thing (one order's ship form and the ship-many form).
 """
 
@@ -15,44 +15,29 @@ from typing import Any
 
 import attrs
 
-from connector_core import host_settings
+from connector_core import host_settings, stores
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.models import Order, OrderStatus, Shipment, ShipmentItem
 from connector_core.plugins import PluginHost
-from connector_core.secrets import register_settings
-from connector_core.store import OrderBook
 from connector_core.store_context import StoreContext
 
 
 def check_connection(host: PluginHost, name: str, marketplace: str, settings: dict[str, Any]) -> str:
-    """Validate ``settings`` and call the plugin's ``connect``; return the account it reports."""
-    info = host.info(marketplace)
-    register_settings(info.settings_schema, settings)
-    host.schemas.validate("canonical/store_settings", {"name": name, "marketplace": marketplace, "settings": settings})
-    host.validate_settings(marketplace, settings)
-    context = StoreContext(name=name, marketplace=marketplace, settings=settings)
-    try:
-        return host.connect(context).account
-    finally:
-        context.http.close()
+    """Validate ``settings`` and call the plugin's ``connect``; return the account it reports (nothing saved)."""
+    stores.check_settings(host, marketplace, name, settings)
+    return stores.connect(host, marketplace, name, settings).account
 
 
 def connect_store(host: PluginHost, book: OrderBook, marketplace: str, name: str, settings: dict[str, Any]) -> str:
     """Validate, connect and save a new store; return the connected account. Nothing is saved on failure."""
-    if book.has_store(name):
-        raise ConfigError(f"a store named {name!r} already exists: pick another name")
-    account = check_connection(host, name, marketplace, settings)
-    book.add_store(name, marketplace, settings)
-    return account
+    return stores.add_store(book, host, marketplace, name, settings)
 
 
 def update_marketplace_settings(host: PluginHost, book: OrderBook, name: str, settings: dict[str, Any]) -> str:
     """Connect with the new plugin settings, then save them (orders, cursor and outbox are kept)."""
-    record = book.get_store(name)
-    account = check_connection(host, name, record.marketplace, settings)
-    book.update_store(name, settings=settings)
-    return account
+    return stores.update_store(book, host, name, settings)[1]
 
 
 def save_host_settings(book: OrderBook, name: str, sparse: dict[str, Any]) -> dict[str, Any]:
@@ -83,20 +68,19 @@ def set_status_mapping(book: OrderBook, name: str, mapping: Mapping[str, str | N
     if not apply:
         return 0
     record = book.get_store(name)
-    changed = 0
+    changes: list[tuple[str, OrderStatus, None]] = []
     for code in mapping:
         target = record.status_map.get(code)
+        if target is None:
+            continue  # back to the default: the next sync restates those orders
         rows = book.conn.execute(
-            "SELECT order_key, status FROM orders WHERE store = ? AND marketplace_status = ?", (name, code)
-        ).fetchall()
-        for row in rows:
-            wanted = target
-            if wanted is None:
-                continue  # back to the default: the next sync restates those orders
-            if row["status"] != wanted:
-                book.update_order_status(name, row["order_key"], OrderStatus(wanted))
-                changed += 1
-    return changed
+            "SELECT order_key FROM orders WHERE store = ? AND marketplace_status = ? AND status != ?",
+            (name, code, target),
+        )
+        changes.extend((row[0], OrderStatus(target), None) for row in rows)
+    if changes:
+        book.update_statuses(name, changes)
+    return len(changes)
 
 
 @attrs.frozen

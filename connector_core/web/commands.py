@@ -1,10 +1,13 @@
 """``connector-host web`` and ``connector-host users add|list|remove``.
 
-:func:`add_web_commands` is called with the ``cli`` group while it is built.
-It reads the order book path and the plugin host from the click context's
-object (the CLI's ``App``) without importing the CLI. Starlette, uvicorn and
-argon2 are imported when a command runs, so the rest of the command line
-works without the ``web`` extra.
+This module is a plugin of the project's own ``register_commands`` hook,
+registered by the core distribution's entry point (``web`` in the
+``connector_core`` group), so the command line gets these commands the way
+it gets an installed plugin's, and nothing outside the web package imports
+it. The commands read the order book and the plugin host from the click
+context's object (the command line's ``App``). Starlette, uvicorn and argon2
+are imported when a command runs, so the rest of the command line works
+without the ``web`` extra.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Any, Protocol
 
 import click
 
+from connector_core import hookimpl
+from connector_core.db import OrderBook
 from connector_core.errors import ConfigError
 from connector_core.plugins import PluginHost
-from connector_core.store import OrderBook
 
 WEB_EXTRA = "the web app needs its extra: pip install 'connector-core[web]'"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -54,12 +58,18 @@ def _read_password(from_stdin: bool) -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
-def _web_db() -> Any:
+def _records() -> Any:
     try:
-        from connector_core.web import db
+        from connector_core.web import records
     except ImportError:
         raise ConfigError(WEB_EXTRA) from None
-    return db
+    return records
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``web`` and ``users`` to the command line."""
+    add_web_commands(cli)
 
 
 def add_web_commands(group: click.Group) -> None:
@@ -87,9 +97,8 @@ def add_web_commands(group: click.Group) -> None:
             )
         plugin_host = app_obj.host
         book = app_obj.book
-        db = _web_db()
-        db.ensure_tables(book.conn)
-        if not db.list_users(book.conn):
+        records = _records()
+        if not records.list_users(book.conn):
             click.echo("note: no operator yet: add one with `connector-host users add NAME`", err=True)
         config = WebConfig(db=book.path, host_factory=lambda: plugin_host, secure_cookies=not loopback)
         application = create_app(config)
@@ -116,22 +125,20 @@ def add_web_commands(group: click.Group) -> None:
     @click.pass_context
     def users_add(ctx: click.Context, name: str, password_stdin: bool, replace: bool) -> None:
         """Add an operator; the password is asked for (or read from stdin), never taken from the command line."""
-        db = _web_db()
+        records = _records()
         book = _app(ctx).book
-        db.ensure_tables(book.conn)
-        name = db.check_username(name)
+        name = records.check_username(name)
         password = _read_password(password_stdin)
-        db.add_user(book.conn, name, password, replace=replace)
+        records.add_user(book.conn, name, password, replace=replace)
         click.echo(f"user {name} {'updated' if replace else 'added'}")
 
     @users.command("list")
     @click.pass_context
     def users_list(ctx: click.Context) -> None:
         """List the operators."""
-        db = _web_db()
+        records = _records()
         book = _app(ctx).book
-        db.ensure_tables(book.conn)
-        for name in db.list_users(book.conn):
+        for name in records.list_users(book.conn):
             click.echo(name)
 
     @users.command("remove")
@@ -139,9 +146,8 @@ def add_web_commands(group: click.Group) -> None:
     @click.pass_context
     def users_remove(ctx: click.Context, name: str) -> None:
         """Remove an operator (their sessions end at their next request)."""
-        db = _web_db()
+        records = _records()
         book = _app(ctx).book
-        db.ensure_tables(book.conn)
-        if not db.remove_user(book.conn, name):
+        if not records.remove_user(book.conn, name):
             raise ConfigError(f"no user named {name!r}: see `connector-host users list`")
         click.echo(f"user {name} removed")

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connector_core.web import db
-from connector_core.web.app import (
+from connector_core.web import records
+from connector_core.web.pages import (
     WebState,
     csrf_token,
     current_user,
@@ -63,18 +63,18 @@ async def login(request: Request) -> Response:
     if not ok:
         state.limiter.failed(username, client)
         message = "wrong user name or password"
-        if not db.list_users(book.conn):
+        if not records.list_users(book.conn):
             message = "no operator exists yet: run `connector-host users add NAME` on the server"
         return render(request, "login.html", {"next": target, "error": message, "username": username}, 401)
     state.limiter.succeeded(username)
     request.session.clear()  # a new session (and CSRF token) for the logged-in operator
     request.session["user"] = username
-    request.session["csrf"] = db.new_token()
+    request.session["csrf"] = records.new_token()
     return redirect(target)
 
 
 def _verify(state: WebState, username: str, password: str) -> bool:
-    return db.verify_user(state.book().conn, username, password)
+    return records.verify_user(state.book().conn, username, password)
 
 
 async def logout(request: Request) -> Response:

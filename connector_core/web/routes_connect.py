@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Route
 from connector_core.errors import ConnectorError
 from connector_core.models import MarketplaceInfo
 from connector_core.web import actions
-from connector_core.web.app import fail, flash, read_form, redirect, render, state_of, wants_json
 from connector_core.web.forms import Field, FormErrors, fields_for, parse_form
+from connector_core.web.pages import fail, flash, read_form, redirect, render, state_of, wants_json
 
 NAME_FIELD = "store_name"
 

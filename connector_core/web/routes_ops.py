@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from connector_core.db import OutboxEntry
 from connector_core.models import to_json
 from connector_core.secrets import redact
-from connector_core.store import OutboxEntry
-from connector_core.web import db
-from connector_core.web.app import current_user, fail, flash, read_form, redirect, render, state_of, wants_json
+from connector_core.web import records
+from connector_core.web.pages import current_user, fail, flash, read_form, redirect, render, state_of, wants_json
 
 LIMIT = 500
 OUTBOX_STATES = ("pending", "pushed", "failed")
@@ -153,7 +153,7 @@ def runs_page(request: Request) -> Response:
     """Syncs, pushes and connection checks started here, newest first, and what each did."""
     state = state_of(request)
     store = _store_param(request)
-    runs = db.list_runs(state.book().conn, store=store)
+    runs = records.list_runs(state.book().conn, store=store)
     if wants_json(request):
         return JSONResponse([attrs.asdict(r) for r in runs])
     running = any(r.state == "running" for r in runs)

@@ -17,11 +17,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector_core import host_settings
+from connector_core.db import OutboxEntry
 from connector_core.errors import ConfigError, ConnectorError
 from connector_core.models import CANONICAL_STATUSES, Order, to_json
-from connector_core.store import OutboxEntry
 from connector_core.web import actions
-from connector_core.web.app import (
+from connector_core.web.images import ImageFetcher
+from connector_core.web.pages import (
     WebState,
     fail,
     flash,
@@ -32,7 +33,6 @@ from connector_core.web.app import (
     state_of,
     wants_json,
 )
-from connector_core.web.images import ImageFetcher
 from connector_core.web.queries import SORTS, OrderFilter, order_page
 from connector_core.web.slips import SlipOrder, packing_slips
 

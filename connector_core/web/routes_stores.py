@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connector_core import host_settings, notify
+from connector_core import host_settings, notify, secrets
+from connector_core.db import StoreRecord
 from connector_core.engine import Engine
 from connector_core.errors import ConnectorError
 from connector_core.models import (
@@ -34,10 +35,9 @@ from connector_core.models import (
     Order,
     Shipment,
 )
-from connector_core.store import StoreRecord
-from connector_core.web import actions, db
-from connector_core.web.app import current_user, fail, flash, read_form, redirect, render, state_of, wants_json
+from connector_core.web import actions, records
 from connector_core.web.forms import Field, FormErrors, fields_for, nested_schemas, parse_form
+from connector_core.web.pages import current_user, fail, flash, read_form, redirect, render, state_of, wants_json
 from connector_core.web.queries import store_summaries
 
 SECTIONS = ("host", "status_map", "marketplace")
@@ -46,7 +46,7 @@ PREVIEW_CSP = (
 )
 
 
-def _summary_json(s: Any, runs: dict[str, db.Run]) -> dict[str, Any]:
+def _summary_json(s: Any, runs: dict[str, records.Run]) -> dict[str, Any]:
     run = runs.get(s.name)
     return {
         **attrs.asdict(s),
@@ -61,7 +61,7 @@ def stores_page(request: Request) -> Response:
     state = state_of(request)
     conn = state.book().conn
     summaries = store_summaries(conn)
-    runs = db.last_runs(conn, "sync")
+    runs = records.last_runs(conn, "sync")
     if wants_json(request):
         return JSONResponse([_summary_json(s, runs) for s in summaries])
     return render(request, "stores.html", {"stores": summaries, "runs": runs, "statuses": CANONICAL_STATUSES})
@@ -76,7 +76,7 @@ def store_page(request: Request) -> Response:
     state = state_of(request)
     record = _record(request)
     summary = next(s for s in store_summaries(state.book().conn) if s.name == record.name)
-    runs = db.list_runs(state.book().conn, store=record.name, limit=20)
+    runs = records.list_runs(state.book().conn, store=record.name, limit=20)
     info = state.host.marketplaces().get(record.marketplace)
     if wants_json(request):
         return JSONResponse(
@@ -163,13 +163,11 @@ def settings_page(request: Request) -> Response:
     record = _record(request)
     if wants_json(request):
         info = state_of(request).host.info(record.marketplace)
-        from connector_core.secrets import masked_settings
-
         return JSONResponse(
             {
                 "store": record.name,
                 "marketplace": record.marketplace,
-                "settings": masked_settings(info.settings_schema, record.settings),
+                "settings": secrets.masked(info.settings_schema, record.settings),
                 "host_settings": host_settings.masked(host_settings.effective(record.store_settings)),
                 "status_map": record.status_map,
             }
@@ -301,7 +299,7 @@ async def start_run(request: Request) -> Response:
     form = await read_form(request)
     work = {"sync": _sync, "push": _push, "check": _check}[kind](record.name)
     run_id = state.start_job(record.name, kind, current_user(request), work)
-    run = db.get_run(state.book().conn, run_id)
+    run = records.get_run(state.book().conn, run_id)
     if wants_json(request):
         return JSONResponse({"run": run_id, "state": run.state if run else "running"}, status_code=202)
     if run is not None and run.state != "running":
@@ -312,7 +310,7 @@ async def start_run(request: Request) -> Response:
     return redirect(target if target.startswith("/") and not target.startswith("//") else f"/stores/{record.name}")
 
 
-def _summary_text(run: db.Run) -> str:
+def _summary_text(run: records.Run) -> str:
     s = run.summary
     if run.kind == "sync":
         return f"{s.get('inserted', 0)} new, {s.get('updated', 0)} updated, {s.get('rejected', 0)} rejected"

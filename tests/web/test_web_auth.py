@@ -10,7 +10,7 @@ from starlette.routing import Route
 from web_support import PASSWORD, Web, make_web
 
 from connector_core.plugins import PluginHost
-from connector_core.web import db
+from connector_core.web import records
 
 
 def test_pages_need_a_login(web: Web) -> None:
@@ -155,31 +155,28 @@ def test_logout_ends_the_session(synced: Web) -> None:
 def test_a_removed_user_loses_access(synced: Web) -> None:
     """Removing an operator ends their session at the next request."""
     with synced.book() as book:
-        assert db.remove_user(book.conn, "ana")
+        assert records.remove_user(book.conn, "ana")
     assert synced.client.get("/orders", follow_redirects=False).status_code == 303
 
 
 @pytest.mark.parametrize("name", ["", "two words", "x" * 65])
 def test_bad_user_names_are_refused(name: str, tmp_path: Path) -> None:
     """A user name must be 1 to 64 printable characters without spaces."""
+    from connector_core.db import OrderBook
     from connector_core.errors import ConfigError
-    from connector_core.store import OrderBook
 
-    with OrderBook(tmp_path / "b.sqlite3") as book:
-        db.ensure_tables(book.conn)
-        with pytest.raises(ConfigError, match="user name"):
-            db.add_user(book.conn, name, PASSWORD)
+    with OrderBook(tmp_path / "b.sqlite3") as book, pytest.raises(ConfigError, match="user name"):
+        records.add_user(book.conn, name, PASSWORD)
 
 
 def test_passwords_are_stored_as_argon2_hashes(tmp_path: Path) -> None:
     """The users table holds an Argon2id hash, never the password, and verifies it."""
-    from connector_core.store import OrderBook
+    from connector_core.db import OrderBook
 
     with OrderBook(tmp_path / "b.sqlite3") as book:
-        db.ensure_tables(book.conn)
-        db.add_user(book.conn, "bob", "s3cret-pass")
+        records.add_user(book.conn, "bob", "s3cret-pass")
         stored = book.conn.execute("SELECT password_hash FROM users").fetchone()[0]
         assert stored.startswith("$argon2id$") and "s3cret-pass" not in stored
-        assert db.verify_user(book.conn, "bob", "s3cret-pass")
-        assert not db.verify_user(book.conn, "bob", "s3cret-pasS")
-        assert not db.verify_user(book.conn, "nobody", "s3cret-pass")
+        assert records.verify_user(book.conn, "bob", "s3cret-pass")
+        assert not records.verify_user(book.conn, "bob", "s3cret-pasS")
+        assert not records.verify_user(book.conn, "nobody", "s3cret-pass")

@@ -28,9 +28,9 @@ import uvicorn
 from connector_spartoo.sandbox.server import SpartooSandbox
 from web_support import PASSWORD, ImageServer, add_catalogue, sandbox_skus
 
+from connector_core.db import OrderBook
 from connector_core.plugins import PluginHost
-from connector_core.store import OrderBook
-from connector_core.web import db
+from connector_core.web import records
 from connector_core.web.app import WebConfig, create_app
 
 CHROMIUM_ARGS = [
@@ -127,8 +127,7 @@ def test_operator_flow_in_chromium(browser: Any, host: PluginHost, images: Image
     with SpartooSandbox(orders=60) as sandbox:
         add_catalogue(path, sandbox_skus(sandbox, host, tmp_path / "scratch.sqlite3"), images)
         with OrderBook(path) as book:
-            db.ensure_tables(book.conn)
-            db.add_user(book.conn, "ana", PASSWORD)
+            records.add_user(book.conn, "ana", PASSWORD)
         app = create_app(WebConfig(db=path, host_factory=lambda: host))
         with Server(app) as server:
             context = browser.new_context(viewport={"width": 1360, "height": 900})

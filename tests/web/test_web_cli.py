@@ -14,15 +14,17 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from connector_core.cli import App, cli
+from connector_core.cli import App, build_cli
+from connector_core.db import OrderBook
 from connector_core.plugins import PluginHost
-from connector_core.store import OrderBook
-from connector_core.web import db
+from connector_core.web import records
 from connector_core.web.commands import is_loopback
 
 
 def _run(host: PluginHost, path: Path, args: list[str], stdin: str | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, ["--db", str(path), *args], input=stdin, obj=App(host_factory=lambda: host))
+    result = CliRunner().invoke(
+        build_cli(host), ["--db", str(path), *args], input=stdin, obj=App(host_factory=lambda: host)
+    )
     return result.exit_code, result.output
 
 
@@ -33,7 +35,7 @@ def test_users_add_reads_the_password_from_stdin(host: PluginHost, tmp_path: Pat
     assert code == 0 and "user ana added" in out
     assert "a long password" not in out
     with OrderBook(path) as book:
-        assert db.verify_user(book.conn, "ana", "a long password")
+        assert records.verify_user(book.conn, "ana", "a long password")
     assert _run(host, path, ["users", "list"]) == (0, "ana\n")
 
 
@@ -53,7 +55,7 @@ def test_users_add_refuses_a_short_password_and_a_second_add(host: PluginHost, t
     assert code == 1 and "already exists" in out
     assert _run(host, path, ["users", "add", "ana", "--replace"], "second password\n")[0] == 0
     with OrderBook(path) as book:
-        assert db.verify_user(book.conn, "ana", "second password")
+        assert records.verify_user(book.conn, "ana", "second password")
     assert _run(host, path, ["users", "remove", "ana"])[0] == 0
     assert _run(host, path, ["users", "remove", "ana"])[0] == 1
 
@@ -101,3 +103,10 @@ def test_web_command_serves_the_app(tmp_path: Path) -> None:
     assert proc.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises SIGTERM once it has shut down
     assert f"on http://127.0.0.1:{port}" in out
     assert "no operator yet" in err
+
+
+def test_the_web_commands_come_through_the_entry_point(host: PluginHost) -> None:
+    """The core's `web` entry point registers `web` and `users` with the plugin hook, as a plugin would."""
+    assert host.pm.has_plugin("web")
+    group = build_cli(host)
+    assert {"web", "users"} <= set(group.commands)

@@ -8,7 +8,7 @@ import re
 from connector_spartoo.sandbox.server import SpartooSandbox
 from web_support import Web
 
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 
 def _form(sandbox: SpartooSandbox, partner_id: str, name: str = "sp") -> dict[str, object]:
@@ -93,7 +93,7 @@ def test_a_taken_store_name_is_refused(web: Web, sandbox: SpartooSandbox) -> Non
     assert web.post("/connect/spartoo", _form(sandbox, partner)).status_code == 200
     again = web.post("/connect/spartoo", _form(sandbox, partner))
     assert again.status_code == 400
-    assert "already exists: pick another name" in again.text
+    assert "a store named 'sp' already exists" in html.unescape(again.text)
 
 
 def test_bad_field_values_are_marked(web: Web, sandbox: SpartooSandbox) -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from web_support import Web
 
+from connector_core.db import OrderBook
 from connector_core.models import Shipment
-from connector_core.store import OrderBook
 
 
 def test_rejected_lists_reason_and_path(synced: Web) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from web_support import Web
 
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 
 def _json(web: Web, query: str = "") -> Any:

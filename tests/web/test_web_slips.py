@@ -10,8 +10,8 @@ import pypdf
 from web_support import ImageServer, Web
 
 from connector_core import host_settings
+from connector_core.db import OrderBook
 from connector_core.models import Address, ItemOption, LineItem, MarketplaceStatus, Order
-from connector_core.store import OrderBook
 from connector_core.web.images import ImageFetcher
 from connector_core.web.slips import SlipOrder, packing_slips
 

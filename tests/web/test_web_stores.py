@@ -8,7 +8,7 @@ import re
 from connector_spartoo.sandbox.server import SpartooSandbox
 from web_support import Web
 
-from connector_core.store import OrderBook
+from connector_core.db import OrderBook
 
 BRANDING = {
     "section": "host",

@@ -25,11 +25,11 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from connector_core import catalogue
+from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.models import CatalogueEntry
 from connector_core.plugins import PluginHost
-from connector_core.store import OrderBook
-from connector_core.web import db
+from connector_core.web import records
 from connector_core.web.app import WebConfig, create_app
 
 PASSWORD = "correct horse battery"
@@ -126,8 +126,7 @@ class Web:
 def make_web(path: Path, host: PluginHost, **config: Any) -> Iterator[Web]:
     """An app over ``path`` with the operator ``ana``."""
     with OrderBook(path) as book:
-        db.ensure_tables(book.conn)
-        db.add_user(book.conn, "ana", PASSWORD, replace=True)
+        records.add_user(book.conn, "ana", PASSWORD, replace=True)
     app = create_app(WebConfig(db=path, host_factory=lambda: host, inline_jobs=True, **config))
     with TestClient(app, follow_redirects=True) as client:
         yield Web(client=client, path=path, host=host)

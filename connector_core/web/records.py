@@ -1,13 +1,11 @@
-"""The web app's own tables in the order book: operators, the session key, the runs it started.
+"""The web app's own rows in the order book: operators, the session key, the runs it started.
 
 ``users`` holds the operators who may log in (an Argon2id hash per name, from
 ``argon2-cffi``; the password itself is never stored). ``web_keys`` holds the
 key that signs session cookies, made once per order book so that sessions
-survive a restart. ``web_runs`` records each sync and push started from the
-web app: when, what it did, or the error it met.
-
-The tables are created with ``CREATE TABLE IF NOT EXISTS`` when the app
-starts (:func:`ensure_tables`), beside the order book's versioned schema.
+survive a restart. ``web_runs`` records each sync, push and connection check
+started from the web app: when, what it did, or the error it met. The tables
+are created by the order book's migrations (:mod:`connector_core.db.migrations`, v8).
 """
 
 from __future__ import annotations
@@ -22,45 +20,14 @@ import attrs
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from connector_core.clock import now_iso
+from connector_core.db.connection import transaction
 from connector_core.errors import ConfigError
-from connector_core.sqlite_tx import write_transaction
-from connector_core.store import now_iso
-
-WEB_DDL = """
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS web_keys (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS web_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    store TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('sync', 'push', 'check')),
-    state TEXT NOT NULL CHECK (state IN ('running', 'ok', 'error')),
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    summary TEXT,
-    error TEXT,
-    started_by TEXT
-);
-CREATE INDEX IF NOT EXISTS web_runs_store ON web_runs(store, id);
-"""
 
 MIN_PASSWORD = 8
 NAME_MAX = 64
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
-
-
-def ensure_tables(conn: sqlite3.Connection) -> None:
-    """Create the web app's tables if the order book does not have them yet."""
-    with write_transaction(conn, "web_ddl") as c:
-        for statement in filter(None, (s.strip() for s in WEB_DDL.split(";"))):
-            c.execute(statement)
 
 
 # -- users -------------------------------------------------------------------
@@ -80,7 +47,7 @@ def add_user(conn: sqlite3.Connection, name: str, password: str, *, replace: boo
     if len(password) < MIN_PASSWORD:
         raise ConfigError(f"the password is too short: use at least {MIN_PASSWORD} characters")
     digest = _hasher.hash(password)
-    with write_transaction(conn, "web_user") as c:
+    with transaction(conn, savepoint="web_user") as c:
         exists = c.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is not None
         if exists and not replace:
             raise ConfigError(f"a user named {name!r} already exists: pass --replace to set a new password")
@@ -98,7 +65,7 @@ def list_users(conn: sqlite3.Connection) -> list[str]:
 
 def remove_user(conn: sqlite3.Connection, name: str) -> bool:
     """Delete an operator; whether there was one."""
-    with write_transaction(conn, "web_user") as c:
+    with transaction(conn, savepoint="web_user") as c:
         return c.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
 
 
@@ -113,7 +80,7 @@ def verify_user(conn: sqlite3.Connection, name: str, password: str) -> bool:
     if row is None:
         return False
     if _hasher.check_needs_rehash(digest):
-        with write_transaction(conn, "web_user") as c:
+        with transaction(conn, savepoint="web_user") as c:
             c.execute("UPDATE users SET password_hash = ? WHERE name = ?", (_hasher.hash(password), name.strip()))
     return True
 
@@ -123,7 +90,7 @@ def verify_user(conn: sqlite3.Connection, name: str, password: str) -> bool:
 
 def session_key(conn: sqlite3.Connection) -> str:
     """The key that signs this order book's session cookies (made on first use)."""
-    with write_transaction(conn, "web_key") as c:
+    with transaction(conn, savepoint="web_key") as c:
         row = c.execute("SELECT value FROM web_keys WHERE name = 'session'").fetchone()
         if row is not None:
             return str(row[0])
@@ -152,7 +119,7 @@ class Run:
 
 def start_run(conn: sqlite3.Connection, store: str, kind: str, user: str | None) -> int:
     """Record that a run begins; return its id."""
-    with write_transaction(conn, "web_run") as c:
+    with transaction(conn, savepoint="web_run") as c:
         cur = c.execute(
             "INSERT INTO web_runs (store, kind, state, started_at, started_by) VALUES (?, ?, 'running', ?, ?)",
             (store, kind, now_iso(), user),
@@ -164,7 +131,7 @@ def finish_run(
     conn: sqlite3.Connection, run_id: int, *, summary: Mapping[str, Any] | None = None, error: str | None = None
 ) -> None:
     """Record how a run ended: its summary, or the error that stopped it."""
-    with write_transaction(conn, "web_run") as c:
+    with transaction(conn, savepoint="web_run") as c:
         c.execute(
             "UPDATE web_runs SET state = ?, finished_at = ?, summary = ?, error = ? WHERE id = ?",
             (
