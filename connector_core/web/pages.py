@@ -45,6 +45,7 @@ from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.errors import ConnectorError, StoreError
 from connector_core.plugins import PluginHost
+from connector_core.runtime import per_thread
 from connector_core.secrets import redact
 from connector_core.web import records
 
@@ -119,66 +120,56 @@ class LoginLimiter:
 
 
 class WebState:
-    """What the pages share: config, plugin host, per-thread order books, the job threads."""
+    """What the pages share: config, plugin host, an engine per thread (each on its own connection), the job threads."""
 
     def __init__(self, config: WebConfig) -> None:
         self.config = config
-        self._host: PluginHost | None = None
-        self._host_lock = threading.Lock()
-        self._local = threading.local()
-        self._books: list[OrderBook] = []
-        self._books_lock = threading.Lock()
+        if config.host_factory is not None:
+            self.host = config.host_factory()
+        else:
+            from connector_core.plugins import get_plugin_manager
+
+            self.host = PluginHost(get_plugin_manager())
         self.limiter = LoginLimiter(config.login_attempts, config.login_window)
         self.jobs = ThreadPoolExecutor(max_workers=config.job_threads, thread_name_prefix="web-job")
         self.futures: dict[int, Future[None]] = {}
         book = OrderBook(config.db)
         self.db_path = book.path
         self.secret_key = records.session_key(book.conn)
-        book.close()
+        # the server runs threads, so the engine maps in process (no fork); a page waits 5 s at most for a lease
+        self._base = Engine(self.host, book, workers=0, lease_wait=5.0)
+        self._stack = contextlib.ExitStack()
+        self._per_thread = self._stack.enter_context(per_thread(self._base))
 
-    @property
-    def host(self) -> PluginHost:
-        """The plugin host (built once)."""
-        with self._host_lock:
-            if self._host is None:
-                if self.config.host_factory is not None:
-                    self._host = self.config.host_factory()
-                else:
-                    from connector_core.plugins import get_plugin_manager
-
-                    self._host = PluginHost(get_plugin_manager())
-            return self._host
+    def engine(self) -> Engine:
+        """This thread's engine, on this thread's connection to the order book."""
+        engine = self._per_thread()
+        assert isinstance(engine, Engine)  # a copy of the engine given to per_thread
+        return engine
 
     def book(self) -> OrderBook:
         """This thread's connection to the order book."""
-        book: OrderBook | None = getattr(self._local, "book", None)
-        if book is None:
-            book = OrderBook(self.db_path)
-            self._local.book = book
-            with self._books_lock:
-                self._books.append(book)
+        book = self.engine().book
+        assert isinstance(book, OrderBook)
         return book
-
-    def engine(self) -> Engine:
-        """An engine over this thread's book; maps in process (the web server runs threads, so no fork)."""
-        return Engine(self.host, self.book(), workers=0, lease_wait=5.0)
 
     def start_job(self, store: str, kind: str, user: str | None, work: Callable[[Engine], Mapping[str, Any]]) -> int:
         """Record a run of ``kind`` for ``store`` and do ``work`` on a job thread (or inline); return its id."""
         run_id = records.start_run(self.book().conn, store, kind, user)
 
         def job() -> None:
-            book = self.book()
+            engine = self.engine()
+            conn = self.book().conn
             try:
-                summary = work(Engine(self.host, book, workers=0, lease_wait=5.0))
+                summary = work(engine)
             except ConnectorError as err:
-                records.finish_run(book.conn, run_id, error=err.message)
+                records.finish_run(conn, run_id, error=err.message)
             except Exception as exc:  # one failed run never takes the app down
                 log.warning("%s %s failed: %s", kind, store, redact(repr(exc)))
                 message = f"internal error ({type(exc).__name__}); see the server log"
-                records.finish_run(book.conn, run_id, error=message)
+                records.finish_run(conn, run_id, error=message)
             else:
-                records.finish_run(book.conn, run_id, summary=summary)
+                records.finish_run(conn, run_id, summary=summary)
 
         if self.config.inline_jobs:
             job()
@@ -189,11 +180,8 @@ class WebState:
     def close(self) -> None:
         """Wait for running jobs, then close every connection."""
         self.jobs.shutdown(wait=True, cancel_futures=True)
-        with self._books_lock:
-            for book in self._books:
-                with contextlib.suppress(Exception):
-                    book.close()
-            self._books.clear()
+        self._stack.close()
+        self._base.book.close()
 
 
 # -- middleware ------------------------------------------------------------------
