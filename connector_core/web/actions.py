@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import attrs
 
-from connector_core import host_settings, stores
+from connector_core import host_settings, shipments, stores
 from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.errors import ConfigError, ConnectorError
-from connector_core.models import Order, OrderStatus, Shipment, ShipmentItem
+from connector_core.models import Order, Shipment, ShipmentItem
 from connector_core.plugins import PluginHost
 from connector_core.store_context import StoreContext
 
@@ -57,30 +56,16 @@ def default_status(host: PluginHost, marketplace: str, code: str) -> str:
         context.http.close()
 
 
-def set_status_mapping(book: OrderBook, name: str, mapping: Mapping[str, str | None], *, apply: bool) -> int:
-    """Save the store's overrides (``None``: plugin default); with ``apply``, restate stored orders; return how many.
+def set_status_mapping(engine: Engine, name: str, mapping: Mapping[str, str | None], *, apply: bool) -> int:
+    """Save the store's overrides (``None``: the plugin's default); with ``apply``, remap its stored orders.
 
-    ``mapping`` gives, per marketplace code, the canonical status to use, or
-    ``None`` for the plugin's default.
+    Returns how many stored orders the remap changed (0 without ``apply``).
     """
     for code, status in mapping.items():
-        book.set_status_map(name, code, status)
+        engine.book.set_status_map(name, code, status)
     if not apply:
         return 0
-    record = book.get_store(name)
-    changes: list[tuple[str, OrderStatus, None]] = []
-    for code in mapping:
-        target = record.status_map.get(code)
-        if target is None:
-            continue  # back to the default: the next sync restates those orders
-        rows = book.conn.execute(
-            "SELECT order_key FROM orders WHERE store = ? AND marketplace_status = ? AND status != ?",
-            (name, code, target),
-        )
-        changes.extend((row[0], OrderStatus(target), None) for row in rows)
-    if changes:
-        book.update_statuses(name, changes)
-    return len(changes)
+    return engine.remap(name).changed
 
 
 @attrs.frozen
@@ -102,12 +87,7 @@ def build_shipment(order: Order, form: ShipForm) -> Shipment:
     tracking = form.tracking.strip()
     if not tracking:
         raise ConfigError(f"{order.order_key}: enter the tracking number")
-    try:
-        fee = Decimal(form.fee.strip()) if form.fee.strip() else None
-    except InvalidOperation:
-        raise ConfigError(f"{order.order_key}: the carrier fee must be an amount such as 6.90") from None
-    if fee is not None and (not fee.is_finite() or fee < 0):
-        raise ConfigError(f"{order.order_key}: the carrier fee must be an amount of 0 or more")
+    fee = shipments.parse_amount(form.fee, f"{order.order_key}: the carrier fee") if form.fee.strip() else None
     items: list[ShipmentItem] = []
     if form.lines:
         by_key = {i.line_key: i for i in order.items}
@@ -148,8 +128,8 @@ def build_shipment(order: Order, form: ShipForm) -> Shipment:
 
 
 def ship(engine: Engine, order: Order, form: ShipForm) -> int:
-    """Put the shipment in the outbox (sent by the next push); return its outbox id."""
-    return engine.record_shipment(build_shipment(order, form))
+    """Check the shipment against the book and put it in the outbox (sent by the next push); return its outbox id."""
+    return engine.ship(build_shipment(order, form)).outbox_id
 
 
 def ship_many(engine: Engine, orders: Sequence[Order], forms: Sequence[ShipForm]) -> list[tuple[str, str]]:

@@ -4,8 +4,8 @@ The quarantine shows each payload with its reason and JSON path; "retry"
 re-validates and re-maps it with the current plugin
 (:meth:`~connector_core.engine.Engine.retry_rejected`). The outbox shows each
 shipment's state, attempts and the marketplace's answer field by field;
-a failed shipment can be put back in the queue, and a waiting one dropped
-(marked failed with "dropped by" the operator, so it is never sent).
+a failed shipment can be put back in the queue, and a waiting one dropped (never
+sent), through the engine's ``retry_shipment`` and ``drop_shipment``.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector_core.db import OutboxEntry
+from connector_core.errors import ConfigError
 from connector_core.models import to_json
 from connector_core.secrets import redact
 from connector_core.web import records
-from connector_core.web.pages import current_user, fail, flash, read_form, redirect, render, state_of, wants_json
+from connector_core.web.pages import fail, flash, read_form, redirect, render, state_of, wants_json
 
 LIMIT = 500
-OUTBOX_STATES = ("pending", "pushed", "failed")
+OUTBOX_STATES = ("pending", "pushed", "failed", "conflict", "dropped")
 
 
 def _store_param(request: Request) -> str | None:
@@ -132,17 +133,15 @@ async def shipment_action(request: Request) -> Response:
         outbox_id = int(request.path_params["id"])
     except ValueError:
         raise fail(404, "a shipment's id is a number") from None
-    entry = state.book().get_shipment(outbox_id)
-    if action == "retry":
-        if entry.state != "failed":
-            raise fail(409, f"shipment #{outbox_id} is {entry.state}: only a failed one goes back to the queue")
-        state.book().requeue_shipment(outbox_id)
-        message = f"shipment #{outbox_id} is back in the queue; push {entry.store} to send it"
-    else:
-        if entry.state != "pending":
-            raise fail(409, f"shipment #{outbox_id} is {entry.state}: only a waiting one can be dropped")
-        state.book().mark_failed(outbox_id, f"dropped by {current_user(request)}")
-        message = f"shipment #{outbox_id} dropped: it will not be sent"
+    try:
+        if action == "retry":
+            entry = await run_in_threadpool(state.engine().retry_shipment, outbox_id)
+            message = f"shipment #{outbox_id} is back in the queue; push {entry.store} to send it"
+        else:
+            entry = await run_in_threadpool(state.engine().drop_shipment, outbox_id)
+            message = f"shipment #{outbox_id} dropped: it will not be sent"
+    except ConfigError as err:
+        raise fail(409, err.message) from None
     if wants_json(request):
         return JSONResponse({"ok": True, "message": message})
     flash(request, message)

@@ -80,12 +80,7 @@ def _resolve(state: WebState, key: str, store: str | None) -> tuple[str, str]:
 
 
 def _shipments(state: WebState, store: str, key: str) -> list[OutboxEntry]:
-    ids = (
-        state.book()
-        .conn.execute("SELECT id FROM outbox WHERE store = ? AND order_key = ? ORDER BY id", (store, key))
-        .fetchall()
-    )
-    return [state.book().get_shipment(int(r[0])) for r in ids]
+    return list(state.book().order_shipments(store, key))
 
 
 def _history(state: WebState, order: Order, shipments: list[OutboxEntry]) -> list[tuple[str, str]]:

@@ -225,7 +225,7 @@ async def settings_submit(request: Request) -> Response:
                 raise fail(400, f"status {chosen!r} is not one of {', '.join(CANONICAL_STATUSES)}")
             mapping[row["code"]] = chosen or None
         apply = form.get("apply") == "on"
-        changed = await run_in_threadpool(actions.set_status_mapping, state.book(), record.name, mapping, apply=apply)
+        changed = await run_in_threadpool(actions.set_status_mapping, state.engine(), record.name, mapping, apply=apply)
         flash(request, "status mapping saved" + (f"; {changed} stored order(s) restated" if apply else ""))
         return redirect(f"/stores/{record.name}/settings#status-map")
     info = state.host.info(record.marketplace)

@@ -46,22 +46,27 @@ def _pending(web: Web, tracking: str) -> int:
 
 
 def test_a_waiting_shipment_can_be_dropped(synced: Web) -> None:
-    """Dropping a pending shipment marks it failed with who dropped it, so no push sends it."""
+    """Dropping a pending shipment keeps it out of every push; a pushed one cannot be dropped."""
     outbox_id = _pending(synced, "DROPME")
     answer = synced.post(f"/shipments/{outbox_id}/drop")
     assert f"shipment #{outbox_id} dropped" in answer.text
     with OrderBook(synced.path) as book:
         entry = book.get_shipment(outbox_id)
-        assert entry.state == "failed" and entry.last_error == "dropped by ana"
+        assert entry.state == "dropped"
         assert book.pending_shipments("sp") == []
-    again = synced.post(f"/shipments/{outbox_id}/drop")
-    assert again.status_code == 409
+    with OrderBook(synced.path) as book:
+        key = book.get_shipment(outbox_id).order_key
+    synced.post(f"/orders/{key}/ship", {"store": "sp", "tracking": "PUSHME"})
+    synced.post("/stores/sp/push")
+    with OrderBook(synced.path) as book:
+        pushed = next(e.id for e in book.list_outbox(store="sp") if e.shipment.tracking_number == "PUSHME")
+    refused = synced.post(f"/shipments/{pushed}/drop")
+    assert refused.status_code == 409 and "already pushed" in refused.text
 
 
 def test_a_failed_shipment_goes_back_to_the_queue(synced: Web) -> None:
-    """Retry puts a failed shipment back to pending; a pending one cannot be retried."""
+    """Retry puts a failed shipment back to pending."""
     outbox_id = _pending(synced, "RETRYME")
-    assert synced.post(f"/shipments/{outbox_id}/retry").status_code == 409
     with OrderBook(synced.path) as book:
         book.mark_failed(outbox_id, "refused")
     answer = synced.post(f"/shipments/{outbox_id}/retry")
