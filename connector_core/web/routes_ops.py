@@ -1,4 +1,4 @@
-"""``/rejected`` (the quarantine), ``/shipments`` (the outbox) and ``/runs`` (syncs and pushes).
+"""``/rejected`` (the quarantine), ``/shipments`` (the outbox) and ``/runs`` (the sync and push history).
 
 The quarantine shows each payload with its reason and JSON path; "retry"
 re-validates and re-maps it with the current plugin
@@ -149,15 +149,22 @@ async def shipment_action(request: Request) -> Response:
 
 
 def runs_page(request: Request) -> Response:
-    """Syncs, pushes and connection checks started here, newest first, and what each did."""
+    """Every sync and push of the book's history (from here or the command line), and what was started here."""
     state = state_of(request)
     store = _store_param(request)
-    runs = records.list_runs(state.book().conn, store=store)
+    history = state.book().list_runs(store=store, limit=LIMIT).rows
+    started_here = records.list_runs(state.book().conn, store=store)
     if wants_json(request):
-        return JSONResponse([attrs.asdict(r) for r in runs])
-    running = any(r.state == "running" for r in runs)
+        return JSONResponse(
+            {"runs": [attrs.asdict(r) for r in history], "started_here": [attrs.asdict(r) for r in started_here]}
+        )
+    running = any(r.state == "running" for r in started_here)
     stores = [s.name for s in state.book().list_stores()]
-    return render(request, "runs.html", {"runs": runs, "store": store, "stores": stores, "running": running})
+    return render(
+        request,
+        "runs.html",
+        {"runs": started_here, "history": history, "store": store, "stores": stores, "running": running},
+    )
 
 
 def routes() -> list[BaseRoute]:

@@ -85,8 +85,12 @@ def test_shipments_filter_by_state(synced: Web) -> None:
 
 
 def test_runs_page_lists_the_runs(synced: Web) -> None:
-    """/runs shows the sync with its counts and who started it."""
+    """/runs shows the sync started here (with who started it) and the book's history of that sync."""
     page = synced.client.get("/runs")
     assert 'data-state="ok"' in page.text and "fetched" in page.text and "ana" in page.text
+    data = synced.client.get("/runs", headers={"accept": "application/json"}).json()
+    (sync,) = [r for r in data["runs"] if r["kind"] == "sync"]
+    assert sync["store"] == "sp" and sync["state"] == "done" and sync["fetched"] > 0
+    assert data["started_here"][0]["summary"]["fetched"] == sync["fetched"]
     only = synced.client.get("/runs?store=other", headers={"accept": "application/json"}).json()
-    assert only == []
+    assert only == {"runs": [], "started_here": []}

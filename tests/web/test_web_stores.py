@@ -157,7 +157,7 @@ def test_check_connection_and_push_are_runs(synced: Web) -> None:
     """ "Check connection" and "push" each record a run on /runs with their result."""
     synced.post("/stores/sp/check")
     synced.post("/stores/sp/push")
-    runs = synced.client.get("/runs", headers={"accept": "application/json"}).json()
+    runs = synced.client.get("/runs", headers={"accept": "application/json"}).json()["started_here"]
     kinds = [(r["kind"], r["state"]) for r in runs]
     assert ("check", "ok") in kinds and ("push", "ok") in kinds and ("sync", "ok") in kinds
     check = next(r for r in runs if r["kind"] == "check")
@@ -170,7 +170,7 @@ def test_a_failed_sync_is_a_run_with_its_error(synced: Web, sandbox: SpartooSand
     sandbox.stop()
     answer = synced.post("/stores/sp/sync")
     assert answer.status_code == 200
-    runs = synced.client.get("/runs", headers={"accept": "application/json"}).json()
+    runs = synced.client.get("/runs", headers={"accept": "application/json"}).json()["started_here"]
     assert runs[0]["kind"] == "sync" and runs[0]["state"] == "error" and runs[0]["error"]
     assert synced.client.get("/orders").status_code == 200
 
