@@ -5,7 +5,7 @@
 key that signs session cookies, made once per order book so that sessions
 survive a restart. ``web_runs`` records each sync, push and connection check
 started from the web app: when, what it did, or the error it met. The tables
-are created by the order book's migrations (:mod:`connector_core.db.migrations`, v9).
+are created by the order book's migrations (:mod:`connector_core.db.migrations`, v10).
 """
 
 from __future__ import annotations
