@@ -8,7 +8,7 @@ import soak
 
 def test_soak_with_faults_loses_and_duplicates_nothing() -> None:
     """Under 5xx, drops, quota answers and broken orders, the book ends equal to the sandbox, shipments once."""
-    figures = soak.run(300, 30, seed=11, time_limit=120, quiet=True, malformed_rate=0.3, arrivals=10)
+    figures = soak.run(300, 30, seed=11, time_limit=240, quiet=True, malformed_rate=0.3, arrivals=10)
     assert figures["problems"] == dict.fromkeys(figures["problems"], 0)
     assert figures["orders_in_book"] == figures["valid_orders"] > 250
     assert figures["shipments_pushed"] == 30
