@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connector_core.errors import QuotaError
 
 if TYPE_CHECKING:
+    from connector_core.plugins import PluginHost
     from connector_core.runtime import Runtime
     from connector_core.store_context import StoreContext
 
@@ -42,10 +44,15 @@ def fingerprint(value: str) -> str:
 
 def scope(runtime: Runtime, store: StoreContext) -> tuple[str, str]:
     """``(marketplace, partner key)`` of the quota ``store`` draws on."""
-    model = runtime.host.info(store.marketplace).quota
-    if model is None or store.settings.get(model.partner_setting) in (None, ""):
-        return store.marketplace, f"store:{store.name}"
-    return store.marketplace, fingerprint(str(store.settings[model.partner_setting]))
+    return scope_of(runtime.host, store.marketplace, store.name, store.settings)
+
+
+def scope_of(host: PluginHost, marketplace: str, name: str, settings: Mapping[str, Any]) -> tuple[str, str]:
+    """:func:`scope` of a saved store from its marketplace, name and settings (no store context needed)."""
+    model = host.info(marketplace).quota
+    if model is None or settings.get(model.partner_setting) in (None, ""):
+        return marketplace, f"store:{name}"
+    return marketplace, fingerprint(str(settings[model.partner_setting]))
 
 
 def window_end(runtime: Runtime, store: StoreContext, now: datetime | None = None) -> datetime:

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connector_core import host_settings, notify, secrets
+from connector_core import host_settings, notify, quota, secrets
+from connector_core.clock import utc_iso
 from connector_core.db import StoreRecord
 from connector_core.engine import Engine
 from connector_core.errors import ConnectorError
@@ -46,14 +47,30 @@ PREVIEW_CSP = (
 )
 
 
-def _summary_json(s: Any, runs: dict[str, records.Run]) -> dict[str, Any]:
+def _summary_json(s: Any, runs: dict[str, records.Run], quotas: dict[str, str | None]) -> dict[str, Any]:
     run = runs.get(s.name)
     return {
         **attrs.asdict(s),
         "last_run": None if run is None else {"state": run.state, "finished_at": run.finished_at, "error": run.error},
-        "quota": None,
+        "quota_blocked_until": quotas.get(s.name),
         "next_run": None,
     }
+
+
+def _quota_states(request: Request) -> dict[str, str | None]:
+    """Each store's quota block: when it ends (ISO, UTC), or ``None`` while calls may be made."""
+    state = state_of(request)
+    book = state.book()
+    out: dict[str, str | None] = {}
+    for record in book.list_stores():
+        try:
+            until = book.quota_blocked_until(
+                *quota.scope_of(state.host, record.marketplace, record.name, record.settings)
+            )
+        except ConnectorError:  # a store whose plugin is not installed: nothing to say of its quota
+            until = None
+        out[record.name] = None if until is None else utc_iso(until)
+    return out
 
 
 def stores_page(request: Request) -> Response:
@@ -62,9 +79,11 @@ def stores_page(request: Request) -> Response:
     conn = state.book().conn
     summaries = store_summaries(conn)
     runs = records.last_runs(conn, "sync")
+    quotas = _quota_states(request)
     if wants_json(request):
-        return JSONResponse([_summary_json(s, runs) for s in summaries])
-    return render(request, "stores.html", {"stores": summaries, "runs": runs, "statuses": CANONICAL_STATUSES})
+        return JSONResponse([_summary_json(s, runs, quotas) for s in summaries])
+    context = {"stores": summaries, "runs": runs, "statuses": CANONICAL_STATUSES, "quotas": quotas}
+    return render(request, "stores.html", context)
 
 
 def _record(request: Request) -> StoreRecord:

@@ -178,3 +178,21 @@ def test_a_failed_sync_is_a_run_with_its_error(synced: Web, sandbox: SpartooSand
 def test_unknown_store_action_is_404(synced: Web) -> None:
     """Only sync, push and check can be started on a store."""
     assert synced.post("/stores/sp/explode").status_code == 404
+
+
+def test_stores_page_shows_a_quota_block(synced: Web) -> None:
+    """A store whose partner is blocked by a quota answer shows until when, in the page and its JSON."""
+    from datetime import UTC, datetime, timedelta
+
+    from connector_core import quota
+    from connector_core.plugins import PluginHost
+
+    listed = synced.client.get("/stores", headers={"accept": "application/json"}).json()
+    assert listed[0]["quota_blocked_until"] is None
+    until = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
+    with OrderBook(synced.path) as book:
+        record = book.get_store("sp")
+        book.block_quota(*quota.scope_of(PluginHost.create(), "spartoo", "sp", record.settings), until, "quota used up")
+    listed = synced.client.get("/stores", headers={"accept": "application/json"}).json()
+    assert datetime.fromisoformat(listed[0]["quota_blocked_until"]) == until
+    assert "used up until" in synced.client.get("/stores").text
