@@ -100,7 +100,7 @@ def store_page(request: Request) -> Response:
     if wants_json(request):
         return JSONResponse(
             {
-                **_summary_json(summary, {r.store: r for r in runs[:1]}),
+                **_summary_json(summary, {r.store: r for r in runs[:1]}, _quota_states(request)),
                 "status_map": record.status_map,
                 "runs": [attrs.asdict(r) for r in runs],
             }
