@@ -45,6 +45,7 @@ from connector_core.db.rows import (
     StoreRecord,
     dumps,
     order_from_db,
+    order_summary,
     prepare_row,
     rejected_row,
     store_record,
@@ -433,20 +434,7 @@ class OrderBook(OutboxTables, HistoryTables, QuotaTable):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [
-            OrderSummary(
-                store=r["store"],
-                order_key=r["order_key"],
-                order_number=r["order_number"],
-                status=r["status"],
-                marketplace_status=r["marketplace_status"],
-                order_date=r["order_date"],
-                total=str(r["total"]),
-                currency=str(r["currency"]),
-                updated_at=r["updated_at"],
-            )
-            for r in self.conn.execute(sql, args)
-        ]
+        return [order_summary(r) for r in self.conn.execute(sql, args)]
 
     def count_orders(self, store: str | None = None) -> int:
         """How many orders the book holds (for one store or all)."""

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from connector_core.clock import now_iso
-from connector_core.db.rows import OrderSummary, RejectedRow, dumps, rejected_row
+from connector_core.db.rows import OrderSummary, RejectedRow, dumps, order_summary, rejected_row
 from connector_core.errors import StoreError
 from connector_core.models import OrderStatus
 
@@ -121,20 +121,6 @@ _SUMMARY = (
 )
 
 
-def _summary(r: sqlite3.Row) -> OrderSummary:
-    return OrderSummary(
-        store=r["store"],
-        order_key=r["order_key"],
-        order_number=r["order_number"],
-        status=r["status"],
-        marketplace_status=r["marketplace_status"],
-        order_date=r["order_date"],
-        total=str(r["total"]),
-        currency=str(r["currency"]),
-        updated_at=r["updated_at"],
-    )
-
-
 def _run(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
@@ -228,7 +214,7 @@ class HistoryTables:
             _SUMMARY + where + " ORDER BY o.order_date DESC, o.store, o.order_key LIMIT ? OFFSET ?",
             [*args, -1 if limit is None else limit, offset],
         )
-        return Page([_summary(r) for r in rows], total, offset)
+        return Page([order_summary(r) for r in rows], total, offset)
 
     def iter_order_documents(self, flt: OrderFilter) -> Iterator[sqlite3.Row]:
         """Every order matching ``flt`` (oldest first) as its stored columns, read as a stream.

@@ -268,6 +268,21 @@ def store_record(row: sqlite3.Row) -> StoreRecord:
     )
 
 
+def order_summary(r: sqlite3.Row) -> OrderSummary:
+    """An order listing row (``total`` and ``currency`` read from the canonical JSON)."""
+    return OrderSummary(
+        store=r["store"],
+        order_key=r["order_key"],
+        order_number=r["order_number"],
+        status=r["status"],
+        marketplace_status=r["marketplace_status"],
+        order_date=r["order_date"],
+        total=str(r["total"]),
+        currency=str(r["currency"]),
+        updated_at=r["updated_at"],
+    )
+
+
 def rejected_row(row: sqlite3.Row) -> RejectedRow:
     """A ``rejected`` row."""
     return RejectedRow(
