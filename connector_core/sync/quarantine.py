@@ -6,6 +6,7 @@ import json
 
 import attrs
 
+from connector_core.db.rows import prepare_row
 from connector_core.errors import ConnectorError, PayloadError
 from connector_core.models import Order, RawOrder
 from connector_core.runtime import Runtime
@@ -75,7 +76,10 @@ def retry_rejected(runtime: Runtime, reject_id: int) -> RetryOutcome:
         if held is not None and _newer(held, order):
             state = "newer_in_book"
         else:
-            book.save_page(store.name, [order])
+            # an order the sync would have auto-accepted gets its accept intent in the same write; the
+            # next sync (which holds the store's lease) sends it, as it sends every pending accept
+            accept = [order.order_key] if pipeline.wants_accept(order) else []
+            book.save_rows(store.name, [prepare_row(order)], accept=accept)
         book.mark_rejected_retried(reject_id)
         return RetryOutcome(reject_id, row.order_key, state)
     finally:

@@ -92,3 +92,25 @@ def test_mapping_rejects_are_not_fetched_again(sandbox: SpartooSandbox, tmp_path
     assert stages == {"mapping"}
     # two sites: one connect check and one export each, and nothing more
     assert sandbox.counters()["requests_by_script"]["xml_export_orders.php"] == 4
+
+
+def test_an_order_recovered_from_quarantine_is_accepted_by_the_next_sync(
+    sandbox: SpartooSandbox, tmp_path: Path
+) -> None:
+    """`rejected retry` writes the accept intent a sync would have written; the next sync sends it."""
+    db = tmp_path / "book.sqlite3"
+    sandbox.set_faults(malformed_rate=1.0)
+    with OrderBook(db) as book:
+        engine_on(book, sandbox.settings()).sync(STORE)
+    sandbox.set_faults()
+    broken = sorted(set(sandbox.counters()["malformed_orders"]))
+    status = {r["order_key"]: r["status"] for r in sandbox.orders()}
+    assert broken and all(status[k] == "11" for k in broken)  # never accepted: they were never imported
+    rows = {r["order_key"]: r for r in _cli(db, "rejected", "list", "--json")}  # type: ignore[union-attr]
+    _cli(db, "rejected", "retry", *[str(rows[k]["id"]) for k in broken], "--json")
+    with OrderBook(db) as book:
+        assert sorted(a.order_key for a in book.pending_accepts(STORE)) == broken
+        engine_on(book, sandbox.settings()).sync(STORE)
+        assert book.pending_accepts(STORE) == []
+    status = {r["order_key"]: r["status"] for r in sandbox.orders()}
+    assert [status[k] for k in broken] == ["2"] * len(broken)
