@@ -78,8 +78,14 @@ def add_web_commands(group: click.Group) -> None:
     @group.command("web")
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
     @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+    @click.option(
+        "--allow-private-images",
+        is_flag=True,
+        help="Let packing slips fetch item images from loopback and private addresses (a sandbox, a local "
+        "image server); by default only public addresses are fetched.",
+    )
     @click.pass_context
-    def web(ctx: click.Context, host: str, port: int) -> None:
+    def web(ctx: click.Context, host: str, port: int, allow_private_images: bool) -> None:
         """Serve the operator web app (log in with a user from `users add`)."""
         try:
             import uvicorn
@@ -100,7 +106,12 @@ def add_web_commands(group: click.Group) -> None:
         records = _records()
         if not records.list_users(book.conn):
             click.echo("note: no operator yet: add one with `connector-host users add NAME`", err=True)
-        config = WebConfig(db=book.path, host_factory=lambda: plugin_host, secure_cookies=not loopback)
+        config = WebConfig(
+            db=book.path,
+            host_factory=lambda: plugin_host,
+            secure_cookies=not loopback,
+            image_allow_private=allow_private_images,
+        )
         application = create_app(config)
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"connector-host web on http://{shown}:{port} (order book {book.path}); Ctrl-C stops")

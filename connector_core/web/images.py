@@ -1,7 +1,16 @@
 """Item images fetched for packing slips: a bounded time and size, never a failure.
 
 A URL that is not ``http(s)``, an answer that is slow, too large, not an
-image or an error gives ``None``, and the slip draws a placeholder. Images
+image or an error gives ``None``, and the slip draws a placeholder.
+
+Image URLs come from marketplace data, which the host does not control, and
+the fetch runs on the host's own network: a URL whose host name resolves to
+a loopback, private, link-local or otherwise non-public address is refused
+unless the fetcher is told ``allow_private`` (``connector-host web
+--allow-private-images``, for a sandbox or an image server on the operator's
+own network). The check resolves the name before the request; a name that
+resolves differently a moment later (DNS rebinding) is not caught, which is
+why the fetch also follows no redirects. Images
 are kept for the length of one :class:`ImageFetcher` (one PDF), so an image
 shared by many lines is fetched once.
 """
@@ -9,8 +18,11 @@ shared by many lines is fetched once.
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -32,8 +44,10 @@ class ImageFetcher:
         max_bytes: int = 2_000_000,
         budget: float = 20.0,
         client: httpx.Client | None = None,
+        allow_private: bool = False,
     ) -> None:
         self.timeout = timeout
+        self.allow_private = allow_private
         self.max_bytes = max_bytes
         self.deadline = time.monotonic() + budget
         """All images of one PDF share this deadline; past it the rest are placeholders."""
@@ -66,6 +80,9 @@ class ImageFetcher:
         left = self.deadline - time.monotonic()
         if left <= 0:
             return None
+        if not self.allow_private and not _public(url):
+            log.info("image %s not fetched: its host is not a public address", redact(url))
+            return None
         wait = min(self.timeout, left)
         started = time.monotonic()
         try:
@@ -86,6 +103,19 @@ class ImageFetcher:
             log.info("image %s not fetched: %s", redact(url), type(exc).__name__)
             return None
         return _as_png(b"".join(chunks))
+
+
+def _public(url: str) -> bool:
+    """Whether every address the URL's host resolves to is a public one (see the module docstring)."""
+    try:
+        host = urlsplit(url).hostname
+        if not host:
+            return False
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError):
+        return False
+    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    return bool(addresses) and all(a.is_global for a in addresses)
 
 
 def _as_png(data: bytes) -> bytes | None:

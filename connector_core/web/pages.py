@@ -74,6 +74,8 @@ class WebConfig:
     login_window: float = 300.0
     image_timeout: float = 5.0
     image_max_bytes: int = 2_000_000
+    image_allow_private: bool = False
+    """Let packing slips fetch item images from loopback and private addresses (a sandbox, a local server)."""
     job_threads: int = 2
     inline_jobs: bool = False
     """Run syncs and pushes inside the request (tests); otherwise on the job threads."""

@@ -289,7 +289,11 @@ def _slip(state: WebState, order: Order) -> SlipOrder:
 
 def _pdf(state: WebState, orders: list[Order], filename: str) -> Response:
     slips = [_slip(state, o) for o in orders]
-    with ImageFetcher(timeout=state.config.image_timeout, max_bytes=state.config.image_max_bytes) as images:
+    with ImageFetcher(
+        timeout=state.config.image_timeout,
+        max_bytes=state.config.image_max_bytes,
+        allow_private=state.config.image_allow_private,
+    ) as images:
         data = packing_slips(slips, images)
     return Response(
         data,

@@ -58,7 +58,7 @@ def test_a_slip_has_the_order_its_skus_and_its_branding(images: ImageServer) -> 
     """The slip's text holds the shop name, order number, ship-to, SKU, quantity, location, options and notes."""
     settings = host_settings.load({"branding": {"display_name": "Chaussures Ana", "footer_text": "Merci !"}})
     slip = SlipOrder(order=_order(f"{images.url}/img/a.png"), settings=settings, notes_to_buyer="Thanks!")
-    with ImageFetcher() as fetcher:
+    with ImageFetcher(allow_private=True) as fetcher:
         data = packing_slips([slip], fetcher)
     assert data.startswith(b"%PDF-")
     (text,) = _text(data)
@@ -74,7 +74,7 @@ def test_a_missing_image_is_a_placeholder_never_a_failure(images: ImageServer) -
     urls = [f"{images.url}/nothing.png", f"{images.url}/text", f"{images.url}/big", f"{images.url}/hang"]
     urls += ["file:///etc/passwd", "http://127.0.0.1:9/closed.png"]
     slips = [SlipOrder(order=_order(url), settings=settings) for url in urls]
-    with ImageFetcher(timeout=0.5, max_bytes=1_000_000) as fetcher:
+    with ImageFetcher(timeout=0.5, max_bytes=1_000_000, allow_private=True) as fetcher:
         data = packing_slips(slips, fetcher)
         assert all(fetcher.get(url) is None for url in urls)
     pages = _text(data)
@@ -87,15 +87,28 @@ def test_an_image_used_twice_is_fetched_once(images: ImageServer) -> None:
     """One fetcher (one PDF) asks the server once per image URL."""
     url = f"{images.url}/img/shared.png"
     settings = host_settings.load({})
-    with ImageFetcher() as fetcher:
+    with ImageFetcher(allow_private=True) as fetcher:
         packing_slips([SlipOrder(order=_order(url), settings=settings)] * 3, fetcher)
+    assert images.hits[url.removeprefix(images.url)] == 1
+
+
+def test_images_on_private_addresses_are_not_fetched_unless_allowed(images: ImageServer) -> None:
+    """Marketplace data cannot make the host fetch from its own network: loopback and private hosts are refused."""
+    url = f"{images.url}/img/private.png"
+    with ImageFetcher() as fetcher:
+        assert fetcher.get(url) is None
+        for other in ("http://10.0.0.1/a.png", "http://169.254.169.254/latest/meta-data", "http://[::1]/a.png"):
+            assert fetcher.get(other) is None
+    assert url.removeprefix(images.url) not in images.hits  # never asked
+    with ImageFetcher(allow_private=True) as fetcher:
+        assert fetcher.get(url) is not None
     assert images.hits[url.removeprefix(images.url)] == 1
 
 
 def test_text_outside_latin1_does_not_break_a_slip() -> None:
     """Names in other scripts still give a slip (transliterated when no Unicode font is installed)."""
     settings = host_settings.load({})
-    with ImageFetcher() as fetcher:
+    with ImageFetcher(allow_private=True) as fetcher:
         data = packing_slips([SlipOrder(order=_order(None, name="Buty Łódź 東京"), settings=settings)], fetcher)
     (text,) = _text(data)
     assert "ART-1-38" in text and "Buty" in text

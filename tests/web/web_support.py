@@ -127,6 +127,7 @@ def make_web(path: Path, host: PluginHost, **config: Any) -> Iterator[Web]:
     """An app over ``path`` with the operator ``ana``."""
     with OrderBook(path) as book:
         records.add_user(book.conn, "ana", PASSWORD, replace=True)
+    config.setdefault("image_allow_private", True)  # the sandbox serves its item images on loopback
     app = create_app(WebConfig(db=path, host_factory=lambda: host, inline_jobs=True, **config))
     with TestClient(app, follow_redirects=True) as client:
         yield Web(client=client, path=path, host=host)
