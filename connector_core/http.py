@@ -21,7 +21,10 @@ Bounded waits:
   ``max_quota_wait`` seconds: a marketplace hour is the engine's to defer
   (:mod:`connector_core.quota`), so :class:`QuotaError` is raised at once;
 * backoff waits end within a second of :func:`interrupt` (SIGTERM, Ctrl-C in
-  ``run``), raising :class:`~connector_core.errors.Interrupted`.
+  ``run``), raising :class:`~connector_core.errors.Interrupted`; a read in
+  progress on the main thread is cut by :func:`cut_request` (``run`` calls
+  it from a timer one second after the signal, so a page that is nearly
+  read still lands).
 """
 
 from __future__ import annotations
@@ -60,6 +63,30 @@ _DEADLINE = "connector_core.deadline"  # response extension: the monotonic time 
 def interrupt() -> None:
     """End every backoff wait of this process within a second (they raise :class:`Interrupted`)."""
     _STOP.set()
+
+
+_REQUESTING = threading.local()  # .depth: requests of this thread in progress (sending or reading the answer)
+
+
+def cut_request() -> None:
+    """From a signal handler (it runs on the main thread): end the main thread's request in progress, if any.
+
+    Raising :class:`Interrupted` here makes the blocking socket read return
+    with it (PEP 475 retries a read only when the handler returns); the
+    connection is closed and nothing of the answer is kept: the page it
+    carried is fetched again by the next sync, from the saved cursor.
+    """
+    if getattr(_REQUESTING, "depth", 0) > 0:
+        raise Interrupted("interrupted while waiting for an answer; the work done so far is kept")
+
+
+@contextmanager
+def _requesting() -> Iterator[None]:
+    _REQUESTING.depth = getattr(_REQUESTING, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _REQUESTING.depth -= 1
 
 
 def resume() -> None:
@@ -351,6 +378,20 @@ class RetryingClient:
         timeout: float | None,
         stream: bool,
         headers: Mapping[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        with _requesting():  # until the caller has the answer read: cut_request() may end it
+            yield from self._attempt_loop(method, url, body, params, check, timeout, stream, headers)
+
+    def _attempt_loop(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any],
+        params: Mapping[str, Any] | None,
+        check: Callable[[httpx.Response], httpx.Response] | None,
+        timeout: float | None,
+        stream: bool,
+        headers: Mapping[str, str] | None,
     ) -> Iterator[httpx.Response]:
         require_safe_url(url)
         policy = self.policy

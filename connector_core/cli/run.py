@@ -19,6 +19,9 @@ from connector_core.push.outbox import PushReport
 from connector_core.secrets import redact
 from connector_core.sync.runner import SyncReport
 
+CUT_AFTER = 1.0
+"""Seconds after SIGTERM or Ctrl-C at which a request still in progress on the main thread is cut."""
+
 
 def add_run_command(group: click.Group) -> None:
     """``run``: sync and push on a loop."""
@@ -35,12 +38,17 @@ def add_run_command(group: click.Group) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
             stop.set()
             http.interrupt()  # a retry wait in progress ends within a second
+            signal.setitimer(signal.ITIMER_REAL, CUT_AFTER)  # and a read still going then is cut
+
+        def cut(signum: int, frame: FrameType | None) -> None:
+            http.cut_request()
 
         previous = {}
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, handler)
+            previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, cut)
         cycles = 0
         http.resume()
         try:
@@ -61,6 +69,8 @@ def add_run_command(group: click.Group) -> None:
         except Interrupted:
             pass  # the signal's own stop: what is done is kept
         finally:
+            if in_main:
+                signal.setitimer(signal.ITIMER_REAL, 0)
             for sig, old in previous.items():
                 signal.signal(sig, old)
             http.resume()

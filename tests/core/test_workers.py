@@ -64,9 +64,7 @@ def _contents(db: Path) -> dict[str, Any]:
                 "SELECT order_key, order_number, status, marketplace_status, order_date, modified_date,"
                 " canonical, raw, hash FROM orders ORDER BY order_key"
             ).fetchall(),
-            "items": c.execute(
-                "SELECT order_key, line_key, sku, quantity FROM order_items ORDER BY 1, 2"
-            ).fetchall(),
+            "items": c.execute("SELECT order_key, line_key, sku, quantity FROM order_items ORDER BY 1, 2").fetchall(),
             "rejected": c.execute(
                 "SELECT order_key, stage, reason, path, payload FROM rejected ORDER BY order_key"
             ).fetchall(),
