@@ -367,7 +367,12 @@ class RetryingClient:
         return wait
 
     @contextmanager
-    def _attempts(
+    def _attempts(self, method: str, url: str, **options: Any) -> Iterator[httpx.Response]:
+        """:meth:`_attempt_loop`, counted as a request in progress until the caller has read the answer."""
+        with _requesting():  # cut_request() may end it meanwhile
+            yield from self._attempt_loop(method, url, **options)
+
+    def _attempt_loop(
         self,
         method: str,
         url: str,
@@ -378,20 +383,6 @@ class RetryingClient:
         timeout: float | None,
         stream: bool,
         headers: Mapping[str, str] | None = None,
-    ) -> Iterator[httpx.Response]:
-        with _requesting():  # until the caller has the answer read: cut_request() may end it
-            yield from self._attempt_loop(method, url, body, params, check, timeout, stream, headers)
-
-    def _attempt_loop(
-        self,
-        method: str,
-        url: str,
-        body: dict[str, Any],
-        params: Mapping[str, Any] | None,
-        check: Callable[[httpx.Response], httpx.Response] | None,
-        timeout: float | None,
-        stream: bool,
-        headers: Mapping[str, str] | None,
     ) -> Iterator[httpx.Response]:
         require_safe_url(url)
         policy = self.policy
