@@ -197,13 +197,23 @@ def add_order_commands(group: click.Group) -> None:
         order = app.book.get_order(name, key)
         reason = app.book.get_cancel_reason(name, key)
         outbox = app.book.order_shipments(name, key)
+        changes = app.book.status_history(name, key)
         if as_json:
             doc = to_json(order)
             doc["cancel_reason"] = reason
             doc["shipments"] = [shipments.describe(e) for e in outbox]
+            doc["status_history"] = [attrs.asdict(c) for c in changes]
             out_json(doc)
         else:
             _show_order(order, reason, outbox)
+            if changes:
+                out("  status history:")
+            for c in changes:
+                by = "host" if c.source == "host" else "marketplace"
+                out(
+                    f"    {c.at}  {c.old_status} -> {c.new_status}"
+                    f" (marketplace {c.old_marketplace_status} -> {c.new_marketplace_status}, by the {by})"
+                )
 
     @orders.command("accept")
     @click.argument("key")

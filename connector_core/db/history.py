@@ -136,6 +136,19 @@ def _run(row: sqlite3.Row) -> RunRecord:
     )
 
 
+@attrs.frozen
+class StatusEvent:
+    """One change of an order's status or marketplace status (table ``order_events``)."""
+
+    at: str
+    source: str
+    """``marketplace`` (a sync brought it) or ``host`` (an accept, cancel or push made here)."""
+    old_status: str | None
+    new_status: str
+    old_marketplace_status: str | None
+    new_marketplace_status: str | None
+
+
 class HistoryTables:
     """Run history, paged listings and cancel reasons (mixed into :class:`OrderBook`)."""
 
@@ -235,6 +248,15 @@ class HistoryTables:
         )
 
     # -- cancel reasons ----------------------------------------------------------
+
+    def status_history(self, store: str, order_key: str) -> list[StatusEvent]:
+        """Every status change of one order, oldest first (empty if its status never changed)."""
+        rows = self.conn.execute(
+            "SELECT at, source, old_status, new_status, old_marketplace_status, new_marketplace_status"
+            " FROM order_events WHERE store = ? AND order_key = ? ORDER BY id",
+            (store, order_key),
+        )
+        return [StatusEvent(*row) for row in rows]
 
     def set_cancel_reason(self, store: str, order_key: str, reason: str | None) -> None:
         """Keep why the host cancelled an order (beside the marketplace's copy: a re-sync keeps it)."""

@@ -281,6 +281,34 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX web_runs_store ON web_runs(store, id);
     """,
+    # v11: each order's status history. A trigger writes one row whenever an order's status or
+    # marketplace status changes, whoever changes it (a sync's update, an accept, a cancel, a push,
+    # a remap), so no write path can forget it and an import of new orders costs nothing more.
+    # The status an order was imported with is the first row's old_status (or its current status).
+    """
+    CREATE TABLE order_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        store TEXT NOT NULL,
+        order_key TEXT NOT NULL,
+        at TEXT NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('marketplace', 'host')),
+        old_status TEXT,
+        new_status TEXT NOT NULL,
+        old_marketplace_status TEXT,
+        new_marketplace_status TEXT,
+        FOREIGN KEY (store, order_key) REFERENCES orders(store, order_key) ON DELETE CASCADE
+    );
+    CREATE INDEX order_events_order ON order_events(store, order_key, id);
+    CREATE TRIGGER orders_status_history AFTER UPDATE OF status, marketplace_status ON orders
+    WHEN OLD.status IS NOT NEW.status OR OLD.marketplace_status IS NOT NEW.marketplace_status
+    BEGIN
+        INSERT INTO order_events (store, order_key, at, source, old_status, new_status,
+                                  old_marketplace_status, new_marketplace_status)
+        VALUES (NEW.store, NEW.order_key, NEW.updated_at,
+                CASE WHEN NEW.host_changed_at IS NULL THEN 'marketplace' ELSE 'host' END,
+                OLD.status, NEW.status, OLD.marketplace_status, NEW.marketplace_status);
+    END;
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from connector_core.db.history import OrderFilter, Page, RunRecord
+from connector_core.db.history import OrderFilter, Page, RunRecord, StatusEvent
 from connector_core.db.leases import Lease
 from connector_core.db.rows import (
     AcceptEntry,
@@ -138,6 +138,7 @@ class OrderStore(Protocol):
     def iter_order_documents(self, flt: OrderFilter) -> Iterator[Any]: ...
     def set_cancel_reason(self, store: str, order_key: str, reason: str | None) -> None: ...
     def get_cancel_reason(self, store: str, order_key: str) -> str | None: ...
+    def status_history(self, store: str, order_key: str) -> list[StatusEvent]: ...
     def page_rejected(
         self,
         *,

@@ -96,12 +96,25 @@ def _history(state: WebState, order: Order, shipments: list[OutboxEntry]) -> lis
     events = [(order.order_date.isoformat().replace("+00:00", "Z"), "placed on the marketplace")]
     if order.modified_date is not None:
         events.append((order.modified_date.isoformat().replace("+00:00", "Z"), "last changed on the marketplace"))
-    events.append((row["created_at"], "imported"))
+    changes = state.book().status_history(order.store, order.order_key)
+    first = changes[0] if changes else None
+    imported_as = (
+        (first.old_status, first.old_marketplace_status)
+        if first is not None
+        else (order.status.value, order.marketplace_status.code)
+    )
+    events.append((row["created_at"], f"imported as {imported_as[0]} (marketplace status {imported_as[1]})"))
+    for change in changes:
+        by = "by the host" if change.source == "host" else "on the marketplace"
+        what = f"{change.old_status} -> {change.new_status}" if change.old_status != change.new_status else ""
+        if change.old_marketplace_status != change.new_marketplace_status:
+            code = f"marketplace status {change.old_marketplace_status} -> {change.new_marketplace_status}"
+            what = f"{what}, {code}" if what else code
+        events.append((change.at, f"{what} ({by})"))
     for s in shipments:
         events.append((s.created_at, f"shipment #{s.id} recorded ({s.shipment.tracking_number})"))
         if s.pushed_at:
             events.append((s.pushed_at, f"shipment #{s.id} pushed"))
-    events.append((row["updated_at"], f"now {order.status.value} (marketplace status {order.marketplace_status.code})"))
     return sorted(events)
 
 

@@ -223,3 +223,17 @@ def test_no_secret_on_any_page(synced: Web) -> None:
         for accept in ("text/html", "application/json"):
             body = synced.client.get(path, headers={"accept": accept}).text
             assert partner not in body, (path, accept)
+
+
+def test_order_history_shows_each_status_change_and_who_made_it(synced: Web) -> None:
+    """After a cancel from the web, the order's history says what it was imported as and the host's change."""
+    pending = _keys(synced, "pending_fulfillment") or _keys(synced, "awaiting_shipment")
+    key = pending[0]
+    with OrderBook(synced.path) as book:
+        before = book.get_order("sp", key)
+    synced.post(f"/orders/{key}/cancel", {"store": "sp", "reason": "out of stock"})
+    text = html.unescape(synced.client.get(f"/orders/{key}").text)
+    code = before.marketplace_status.code
+    assert f"imported as {before.status.value} (marketplace status {code})" in text
+    assert f"{before.status.value} -> cancelled, marketplace status {code} -> " in text
+    assert "(by the host)" in text
