@@ -30,3 +30,9 @@ def utc_iso(value: datetime | None = None, *, fixed: bool = False) -> str:
 def now_iso() -> str:
     """The current UTC time as ISO 8601 (``...Z``)."""
     return utc_iso()
+
+
+def parse_iso(text: str) -> datetime:
+    """A text written by :func:`utc_iso` (or any ISO 8601 time; naive taken as UTC) as an aware datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

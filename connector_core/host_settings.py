@@ -1,4 +1,4 @@
-"""A store's host-side settings: branding, notifications, SMTP, product handling.
+"""A store's host-side settings: branding, notifications, SMTP, product handling, sync schedule.
 
 These settings belong to the host, not to a marketplace plugin: they are the
 same for every marketplace and live in the order book's
@@ -166,6 +166,13 @@ class ProductSettings:
 
 
 @attrs.frozen
+class Schedule:
+    """How often ``run`` syncs the store: ``sync_interval`` seconds apart, 0 on every cycle."""
+
+    sync_interval: float = 0.0
+
+
+@attrs.frozen
 class HostSettings:
     """A store's host-side settings, validated and with defaults applied."""
 
@@ -173,6 +180,7 @@ class HostSettings:
     notifications: NotificationPrefs = NotificationPrefs()
     smtp: SmtpSettings | None = None
     products: ProductSettings = ProductSettings()
+    schedule: Schedule = Schedule()
 
 
 def load(stored: Mapping[str, Any] | None, *, store: str | None = None) -> HostSettings:
@@ -185,6 +193,7 @@ def load(stored: Mapping[str, Any] | None, *, store: str | None = None) -> HostS
         notifications=NotificationPrefs(**doc["notifications"]),
         smtp=None if smtp is None else SmtpSettings(**{**smtp, "timeout": float(smtp["timeout"])}),
         products=ProductSettings(**doc["products"]),
+        schedule=Schedule(sync_interval=float(doc["schedule"]["sync_interval"])),
     )
 
 

@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from connector_core import hookimpl, http
+from connector_core import hookimpl, http, schedule
 from connector_core.cli.app import App, pass_app
 from connector_core.cli.output import out
 from connector_core.cli.ship import push_lines
@@ -32,7 +32,12 @@ def add_run_command(group: click.Group) -> None:
     @WORKERS_OPTION
     @pass_app
     def run(app: App, interval: float, max_cycles: int | None, workers: int | None) -> None:
-        """Sync and push every store on a loop until Ctrl-C or SIGTERM."""
+        """Sync and push every store on a loop until Ctrl-C or SIGTERM.
+
+        Each cycle syncs the stores that are due (a store's `schedule.sync_interval`
+        host setting, 0 by default: every cycle), the most out-of-date first,
+        then waits --interval seconds.
+        """
         stop = threading.Event()
 
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -55,14 +60,15 @@ def add_run_command(group: click.Group) -> None:
             while not stop.is_set():
                 cycles += 1
                 names = [s.name for s in app.book.list_stores()]
+                due = schedule.due_stores(app.book)  # each store's sync_interval; the most out-of-date first
                 synced: list[SyncReport] = []
                 pushed: list[PushReport] = []
                 errors = 0
-                for name in names:
+                for name in due:
                     if stop.is_set():
                         break
                     errors += _run_store(app, name, workers, stop, synced, pushed)
-                out(_cycle_line(cycles, names, synced, pushed, errors))
+                out(_cycle_line(cycles, names, synced, pushed, errors, not_due=len(names) - len(due)))
                 if max_cycles is not None and cycles >= max_cycles:
                     break
                 stop.wait(interval)
@@ -77,7 +83,9 @@ def add_run_command(group: click.Group) -> None:
         out(f"stopped after {cycles} cycle(s)")
 
 
-def _cycle_line(cycle: int, names: list[str], synced: list[SyncReport], pushed: list[PushReport], errors: int) -> str:
+def _cycle_line(
+    cycle: int, names: list[str], synced: list[SyncReport], pushed: list[PushReport], errors: int, *, not_due: int = 0
+) -> str:
     """One timestamped line per cycle: what it did in all."""
     new = sum(r.inserted for r in synced)
     updated = sum(r.updated for r in synced)
@@ -86,7 +94,8 @@ def _cycle_line(cycle: int, names: list[str], synced: list[SyncReport], pushed: 
     sent = sum(r.pushed for r in pushed)
     refused = sum(r.failed + r.conflicts for r in pushed)
     return (
-        f"{now_iso()} cycle {cycle}: {len(synced)} of {len(names)} store(s) synced, {new} new, {updated} updated,"
+        f"{now_iso()} cycle {cycle}: {len(synced)} of {len(names)} store(s) synced"
+        f"{f' ({not_due} not due yet)' if not_due else ''}, {new} new, {updated} updated,"
         f" {rejected} rejected, {accepted} accepted; {sent} shipment(s) pushed, {refused} not accepted;"
         f" {errors} error(s)"
     )

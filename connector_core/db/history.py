@@ -217,6 +217,14 @@ class HistoryTables:
         )
         return Page([_run(r) for r in rows], total, offset)
 
+    def last_sync_starts(self) -> dict[str, str]:
+        """When each store's latest sync began (ISO, UTC), whatever its outcome; stores never synced are absent."""
+        rows = self.conn.execute(
+            "SELECT store, started_at FROM runs"
+            " WHERE id IN (SELECT max(id) FROM runs WHERE kind = 'sync' GROUP BY store)"
+        )
+        return {str(store): str(started) for store, started in rows}
+
     # -- orders ----------------------------------------------------------------
 
     def page_orders(self, flt: OrderFilter, *, limit: int | None = 100, offset: int = 0) -> Page[OrderSummary]:

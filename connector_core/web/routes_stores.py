@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connector_core import host_settings, notify, quota, secrets
+from connector_core import host_settings, notify, quota, schedule, secrets
 from connector_core.clock import utc_iso
 from connector_core.db import StoreRecord
 from connector_core.engine import Engine
@@ -47,14 +47,30 @@ PREVIEW_CSP = (
 )
 
 
-def _summary_json(s: Any, runs: dict[str, records.Run], quotas: dict[str, str | None]) -> dict[str, Any]:
+def _summary_json(
+    s: Any, runs: dict[str, records.Run], quotas: dict[str, str | None], nexts: dict[str, str]
+) -> dict[str, Any]:
     run = runs.get(s.name)
     return {
         **attrs.asdict(s),
         "last_run": None if run is None else {"state": run.state, "finished_at": run.finished_at, "error": run.error},
         "quota_blocked_until": quotas.get(s.name),
-        "next_run": None,
+        "next_run": nexts.get(s.name),
     }
+
+
+def _next_runs(request: Request) -> dict[str, str]:
+    """When `run` next syncs each store (:mod:`connector_core.schedule`): ISO time, ``due now`` or ``every cycle``."""
+    now = datetime.now(UTC)
+    out: dict[str, str] = {}
+    for slot in schedule.slots(state_of(request).book()):
+        if slot.interval == 0:
+            out[slot.store] = "every cycle"
+        elif slot.next_sync is None or slot.due(now):
+            out[slot.store] = "due now"
+        else:
+            out[slot.store] = utc_iso(slot.next_sync)
+    return out
 
 
 def _quota_states(request: Request) -> dict[str, str | None]:
@@ -80,9 +96,10 @@ def stores_page(request: Request) -> Response:
     summaries = store_summaries(conn)
     runs = records.last_runs(conn, "sync")
     quotas = _quota_states(request)
+    nexts = _next_runs(request)
     if wants_json(request):
-        return JSONResponse([_summary_json(s, runs, quotas) for s in summaries])
-    context = {"stores": summaries, "runs": runs, "statuses": CANONICAL_STATUSES, "quotas": quotas}
+        return JSONResponse([_summary_json(s, runs, quotas, nexts) for s in summaries])
+    context = {"stores": summaries, "runs": runs, "statuses": CANONICAL_STATUSES, "quotas": quotas, "nexts": nexts}
     return render(request, "stores.html", context)
 
 
@@ -100,7 +117,7 @@ def store_page(request: Request) -> Response:
     if wants_json(request):
         return JSONResponse(
             {
-                **_summary_json(summary, {r.store: r for r in runs[:1]}, _quota_states(request)),
+                **_summary_json(summary, {r.store: r for r in runs[:1]}, _quota_states(request), _next_runs(request)),
                 "status_map": record.status_map,
                 "runs": [attrs.asdict(r) for r in runs],
             }

@@ -196,3 +196,19 @@ def test_stores_page_shows_a_quota_block(synced: Web) -> None:
     listed = synced.client.get("/stores", headers={"accept": "application/json"}).json()
     assert datetime.fromisoformat(listed[0]["quota_blocked_until"]) == until
     assert "used up until" in synced.client.get("/stores").text
+
+
+def test_stores_page_shows_when_run_next_syncs_each_store(synced: Web) -> None:
+    """Interval 0: every cycle of `run`; an hourly store: its last sync's start plus an hour, in page and JSON."""
+    from datetime import datetime, timedelta
+
+    listed = synced.client.get("/stores", headers={"accept": "application/json"}).json()
+    assert listed[0]["next_run"] == "every cycle"
+    with OrderBook(synced.path) as book:
+        record = book.get_store("sp")
+        book.update_store("sp", store_settings={**record.store_settings, "schedule": {"sync_interval": 3600}})
+        last = book.last_sync_starts()["sp"]
+    listed = synced.client.get("/stores", headers={"accept": "application/json"}).json()
+    expected = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(hours=1)
+    assert datetime.fromisoformat(listed[0]["next_run"].replace("Z", "+00:00")) == expected
+    assert expected.isoformat()[:16].replace("T", " ") in synced.client.get("/stores").text
