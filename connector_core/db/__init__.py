@@ -9,6 +9,7 @@ the engine.
 
 from connector_core.db.book import OrderBook
 from connector_core.db.connection import DB_ENV, default_db_path
+from connector_core.db.open import open_book
 from connector_core.db.rows import (
     AcceptEntry,
     OrderRow,
@@ -23,6 +24,7 @@ from connector_core.db.rows import (
     prepare_row,
 )
 from connector_core.db.storage import OrderStore
+from connector_core.db.target import is_db_url, mask_url
 
 __all__ = [
     "DB_ENV",
@@ -37,6 +39,9 @@ __all__ = [
     "RejectedRow",
     "StoreRecord",
     "default_db_path",
+    "is_db_url",
+    "mask_url",
+    "open_book",
     "order_from_row",
     "order_hash",
     "prepare_row",

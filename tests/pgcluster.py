@@ -1,0 +1,81 @@
+"""A throwaway PostgreSQL cluster for the tests: initdb in a temporary folder, started on a free loopback port.
+
+``CONNECTOR_HOST_TEST_PG`` set to a URL uses that server instead. As root,
+the cluster is created and run as the ``postgres`` user (PostgreSQL refuses
+to run as root), in a folder that user owns.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ENV = "CONNECTOR_HOST_TEST_PG"
+
+
+def _bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL server binaries are missing: apt-get install -y postgresql")
+    return Path(found[-1]).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@contextmanager
+def cluster() -> Iterator[str]:
+    """A superuser URL of a running server, for the duration of the block."""
+    if os.environ.get(ENV):
+        yield os.environ[ENV]
+        return
+    bindir = _bindir()
+    tmp = Path(tempfile.mkdtemp(prefix="chpg-"))
+    data, sock = tmp / "data", tmp / "sock"
+    sock.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    run = {"check": True, "capture_output": True, "timeout": 120}
+    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]), **run)
+    opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c max_connections=60"
+    subprocess.run(
+        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "-t", "60", "start"]),
+        **run,
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "60", "stop"]),
+            capture_output=True,
+            timeout=120,
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def new_database(server_url: str) -> str:
+    """A fresh, empty database on the server; its URL."""
+    import psycopg
+
+    name = f"book_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{name}"
