@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector_core import host_settings
+from connector_core.db.connection import default_db_path
 from connector_core.db.storage import OrderStore
 from connector_core.forking import check_workers
 from connector_core.http import HttpPolicy, RetryingClient
@@ -81,7 +82,10 @@ class Runtime:
 
     def mail_outbox(self) -> Path:
         """Default folder of ``.eml`` files for stores without SMTP: next to the order book."""
-        return self.book.path.parent / "mail-outbox"
+        path = self.book.path
+        if not isinstance(path, Path):  # a database server: the default data folder
+            path = default_db_path()
+        return path.parent / "mail-outbox"
 
     def own_copy(self) -> Runtime:
         """A copy of this runtime on a connection of its own to the same order book (close its ``book``)."""

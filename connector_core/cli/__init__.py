@@ -87,7 +87,7 @@ BUILTIN_COMMANDS = (
     "--db",
     envvar="CONNECTOR_HOST_DB",
     type=click.Path(dir_okay=False),
-    help="Order book file, in a folder that exists [env CONNECTOR_HOST_DB;"
+    help="Order book file, in a folder that exists, or a postgresql:// URL [env CONNECTOR_HOST_DB;"
     " default $XDG_DATA_HOME/connector-host/orders.sqlite3, created if need be].",
 )
 @click.option("-v", "--verbose", count=True, help="Log progress (-v) or everything (-vv) to stderr.")

@@ -14,7 +14,7 @@ import attrs
 import click
 
 from connector_core.cli.output import UserError
-from connector_core.db.book import OrderBook
+from connector_core.db import OrderStore, is_db_url, open_book
 from connector_core.db.connection import default_db_path
 from connector_core.engine import Engine
 from connector_core.errors import ConfigError, ConnectorError
@@ -53,7 +53,7 @@ class App:
     db_typed: bool = False
     """Whether ``db`` was typed as ``--db`` (then its folder must exist) rather than taken from the environment."""
     _host: PluginHost | None = None
-    _book: OrderBook | None = None
+    _book: OrderStore | None = None
 
     @property
     def host(self) -> PluginHost:
@@ -63,22 +63,23 @@ class App:
         return self._host
 
     @property
-    def book(self) -> OrderBook:
+    def book(self) -> OrderStore:
         """The order book (opened on first use).
 
         A path typed as ``--db`` must be in a folder that exists: a mistyped
         path is refused rather than turned into a new, empty book. The
-        default location (and ``$CONNECTOR_HOST_DB``'s) is created.
+        default location (and ``$CONNECTOR_HOST_DB``'s) is created. A
+        ``postgresql://`` URL opens the PostgreSQL book instead.
         """
         if self._book is None:
-            if self.db is not None and self.db_typed:
+            if self.db is not None and self.db_typed and not is_db_url(self.db):
                 folder = Path(self.db).expanduser().parent
                 if not folder.is_dir():
                     raise ConfigError(
                         f"--db {self.db}: the folder {folder} does not exist; check the path, or create the"
                         f" folder first (mkdir -p {folder}) to start a new order book there"
                     )
-            self._book = OrderBook(self.db)
+            self._book = open_book(self.db)
         return self._book
 
     @property

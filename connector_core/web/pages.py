@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connector_core.db import OrderBook
+from connector_core.db import OrderBook, open_book
 from connector_core.engine import Engine
 from connector_core.errors import ConnectorError, StoreError
 from connector_core.plugins import PluginHost
@@ -135,7 +135,8 @@ class WebState:
         self.limiter = LoginLimiter(config.login_attempts, config.login_window)
         self.jobs = ThreadPoolExecutor(max_workers=config.job_threads, thread_name_prefix="web-job")
         self.futures: dict[int, Future[None]] = {}
-        book = OrderBook(config.db)
+        book = open_book(str(config.db) if config.db is not None else None)
+        assert isinstance(book, OrderBook)  # the PostgreSQL book is one too
         self.db_path = book.path
         self.secret_key = records.session_key(book.conn)
         # the server runs threads, so the engine maps in process (no fork); a page waits 5 s at most for a lease
