@@ -56,7 +56,9 @@ def cluster() -> Iterator[str]:
     subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]), **run)
     opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c max_connections=60"
     subprocess.run(
-        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "-t", "60", "start"]),
+        _as_postgres(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "-t", "60", "start"]
+        ),
         **run,
     )
     try:

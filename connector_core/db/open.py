@@ -24,8 +24,6 @@ def open_book(target: str | os.PathLike[str] | None = None) -> OrderStore:
         try:
             from connector_core.db.postgres.book import PostgresBook
         except ImportError:
-            raise StoreError(
-                "a PostgreSQL order book needs psycopg: pip install 'connector-core[postgres]'"
-            ) from None
+            raise StoreError("a PostgreSQL order book needs psycopg: pip install 'connector-core[postgres]'") from None
         return PostgresBook(target.strip())  # type: ignore[return-value]
     return OrderBook(target)  # type: ignore[return-value]

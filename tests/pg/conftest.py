@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # the Bazaar test plugin
 
-from pgcluster import cluster, new_database  # noqa: E402
+from pgcluster import cluster, new_database
 
-from connector_core.db import open_book  # noqa: E402
-from connector_core.db.postgres.book import PostgresBook  # noqa: E402
+from connector_core.db import open_book
+from connector_core.db.postgres.book import PostgresBook
 
 
 @pytest.fixture(scope="session")

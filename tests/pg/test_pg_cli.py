@@ -58,4 +58,7 @@ def test_bad_url_is_one_line_without_the_password(pg_server: str) -> None:
     out = _run(url, "stores", "list", ok=False)
     assert "Hunter2-pw" not in out
     assert "Traceback" not in out
-    assert out.strip().startswith("error: cannot connect to the order book at postgresql://postgres:***@") and len(out.strip().splitlines()) == 1
+    assert (
+        out.strip().startswith("error: cannot connect to the order book at postgresql://postgres:***@")
+        and len(out.strip().splitlines()) == 1
+    )

@@ -77,10 +77,9 @@ def test_claims_skip_rows_another_worker_holds(book: PostgresBook) -> None:
     ]
     other = book.reopen()
     try:
-        with book.claim_shipments("shop", limit=2) as mine:
-            with other.claim_shipments("shop", limit=10) as theirs:
-                assert not {e.id for e in mine} & {e.id for e in theirs}
-                assert sorted(e.id for e in mine + theirs) == sorted(ids)
+        with book.claim_shipments("shop", limit=2) as mine, other.claim_shipments("shop", limit=10) as theirs:
+            assert not {e.id for e in mine} & {e.id for e in theirs}
+            assert sorted(e.id for e in mine + theirs) == sorted(ids)
         with book.claim_shipments("shop", limit=10) as later:  # claims end with their block
             assert len(later) == 4
     finally:

@@ -28,7 +28,7 @@ from connector_core.db.target import mask_url
 class PostgresBook(sqlite_book.OrderBook):
     """The order book in a PostgreSQL database (``postgresql://user:password@host/db``)."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:  # noqa: D107 - see the class
+    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         self.path = mask_url(url)  # type: ignore[assignment]  # what messages name; never the password
         self.busy_timeout_ms = busy_timeout_ms

@@ -40,7 +40,9 @@ def translate(sql: str) -> str:
             return "%%"
         return tok
 
-    out = _TOKEN.sub(swap, sql.replace("LIMIT ?", "LIMIT NULLIF(?, -1)").replace(" IS ?", " IS NOT DISTINCT FROM ?"))  # SQLite's "no limit" is -1
+    out = _TOKEN.sub(
+        swap, sql.replace("LIMIT ?", "LIMIT NULLIF(?, -1)").replace(" IS ?", " IS NOT DISTINCT FROM ?")
+    )  # SQLite's "no limit" is -1
     if out.lstrip().upper().startswith("BEGIN IMMEDIATE"):
         return "BEGIN"
     return out
