@@ -10,10 +10,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # the Bazaar test plugin
 
+from bazaar_plugin import TOKEN, Bazaar, make_order
 from pgcluster import cluster, new_database
 
 from connector_core.db import open_book
 from connector_core.db.postgres.book import PostgresBook
+from connector_core.engine import Engine
+from connector_core.plugins import PluginHost, get_plugin_manager
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,21 @@ def book(pg_url: str) -> Iterator[PostgresBook]:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+def bazaar() -> Bazaar:
+    """A Bazaar marketplace serving five good orders (as in tests/core)."""
+    return Bazaar(orders=[make_order(i) for i in range(1, 6)])
+
+
+@pytest.fixture
+def host(bazaar: Bazaar) -> PluginHost:
+    return PluginHost(get_plugin_manager(plugins=(bazaar,), load_entrypoints=False, disabled=()))
+
+
+@pytest.fixture
+def engine(host: PluginHost, book: PostgresBook) -> Engine:
+    """An engine with one Bazaar store named ``shop`` on the PostgreSQL book."""
+    book.add_store("shop", "bazaar", {"token": TOKEN})
+    return Engine(host, book)

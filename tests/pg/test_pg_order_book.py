@@ -18,6 +18,10 @@ from test_core_order_book import (  # the same contract, run here on the Postgre
     test_shipment_for_unknown_order_is_refused,
     test_store_record_repr_hides_settings,
 )
+from test_status_history import (
+    test_a_marketplace_code_change_alone_is_recorded_and_removing_the_store_clears_the_history,
+    test_changes_from_the_marketplace_and_the_host_are_recorded_in_order,
+)
 
 from connector_core.db import mask_url, open_book
 from connector_core.db.migrations import MIGRATIONS as SQLITE_MIGRATIONS
@@ -26,6 +30,8 @@ from connector_core.errors import LeaseBusyError, StoreError
 from connector_core.models import Shipment
 
 __all__ = [
+    "test_a_marketplace_code_change_alone_is_recorded_and_removing_the_store_clears_the_history",
+    "test_changes_from_the_marketplace_and_the_host_are_recorded_in_order",
     "test_order_round_trips_through_the_book",
     "test_outbox_records_the_same_shipment_once",
     "test_rejects_are_saved_with_the_page",

@@ -6,8 +6,9 @@ the same on both backends. Each script is derived from the SQLite one by
 :func:`to_postgres` (a rowid key becomes an identity column, ``BLOB``
 becomes ``bytea``, ``REAL`` a double, integers 64-bit); version 1 also
 defines ``json_extract`` so the book's queries read JSON documents the same
-way. The version is kept in the one-row table ``schema_version``; a
-transaction-level advisory lock serialises two hosts migrating at once.
+way, and SQLite's triggers are given as PL/pgSQL (``_SAME_AS``). The
+version is kept in the one-row table ``schema_version``; a transaction-level
+advisory lock serialises two hosts migrating at once.
 """
 
 from __future__ import annotations
@@ -43,7 +44,37 @@ def to_postgres(script: str) -> str:
     return script
 
 
-MIGRATIONS: list[list[str]] = [list(split_statements(to_postgres(s))) for s in SQLITE_MIGRATIONS]
+_STATUS_HISTORY = [
+    """
+CREATE FUNCTION orders_status_history() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO order_events (store, order_key, at, source, old_status, new_status,
+                              old_marketplace_status, new_marketplace_status)
+    VALUES (NEW.store, NEW.order_key, NEW.updated_at,
+            CASE WHEN NEW.host_changed_at IS NULL THEN 'marketplace' ELSE 'host' END,
+            OLD.status, NEW.status, OLD.marketplace_status, NEW.marketplace_status);
+    RETURN NULL;
+END $$
+""".strip(),
+    """
+CREATE TRIGGER orders_status_history AFTER UPDATE OF status, marketplace_status ON orders FOR EACH ROW
+WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.marketplace_status IS DISTINCT FROM NEW.marketplace_status)
+EXECUTE FUNCTION orders_status_history()
+""".strip(),
+]
+"""SQLite's status-history trigger (version 11) as a PL/pgSQL trigger function and its trigger."""
+_SAME_AS = {"CREATE TRIGGER orders_status_history": _STATUS_HISTORY}
+
+
+def _statements(script: str) -> list[str]:
+    out: list[str] = []
+    for statement in split_statements(to_postgres(script)):
+        own = next((pg for head, pg in _SAME_AS.items() if statement.startswith(head)), None)
+        out.extend(own if own is not None else [statement])
+    return out
+
+
+MIGRATIONS: list[list[str]] = [_statements(s) for s in SQLITE_MIGRATIONS]
 MIGRATIONS[0].append(_JSON_EXTRACT.strip())
 """Statements per version; ``MIGRATIONS[i]`` brings a book from version ``i`` to ``i + 1``."""
 
