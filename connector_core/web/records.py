@@ -121,10 +121,11 @@ def start_run(conn: sqlite3.Connection, store: str, kind: str, user: str | None)
     """Record that a run begins; return its id."""
     with transaction(conn, savepoint="web_run") as c:
         cur = c.execute(
-            "INSERT INTO web_runs (store, kind, state, started_at, started_by) VALUES (?, ?, 'running', ?, ?)",
+            "INSERT INTO web_runs (store, kind, state, started_at, started_by) VALUES (?, ?, 'running', ?, ?)"
+            " RETURNING id",  # RETURNING rather than lastrowid: the PostgreSQL book has no rowid
             (store, kind, now_iso(), user),
         )
-        return int(cur.lastrowid or 0)
+        return int(cur.fetchone()[0])
 
 
 def finish_run(

@@ -25,7 +25,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from connector_core import catalogue
-from connector_core.db import OrderBook
+from connector_core.db import OrderBook, open_book
 from connector_core.engine import Engine
 from connector_core.models import CatalogueEntry
 from connector_core.plugins import PluginHost
@@ -120,12 +120,12 @@ class Web:
 
     def book(self) -> OrderBook:
         """A second connection to the order book (close it)."""
-        return OrderBook(self.path)
+        return open_book(self.path)  # type: ignore[return-value]
 
 
-def make_web(path: Path, host: PluginHost, **config: Any) -> Iterator[Web]:
-    """An app over ``path`` with the operator ``ana``."""
-    with OrderBook(path) as book:
+def make_web(path: Path | str, host: PluginHost, **config: Any) -> Iterator[Web]:
+    """An app over ``path`` (a file, or a PostgreSQL URL) with the operator ``ana``."""
+    with open_book(path) as book:
         records.add_user(book.conn, "ana", PASSWORD, replace=True)
     config.setdefault("image_allow_private", True)  # the sandbox serves its item images on loopback
     app = create_app(WebConfig(db=path, host_factory=lambda: host, inline_jobs=True, **config))
