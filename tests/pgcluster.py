@@ -39,8 +39,12 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def cluster() -> Iterator[str]:
-    """A superuser URL of a running server, for the duration of the block."""
+def cluster(*, durable: bool = False) -> Iterator[str]:
+    """A superuser URL of a running server, for the duration of the block.
+
+    Tests run it with ``fsync`` off (nothing is kept); ``durable`` keeps
+    PostgreSQL's own default, so a benchmark compares like with like.
+    """
     if os.environ.get(ENV):
         yield os.environ[ENV]
         return
@@ -54,7 +58,7 @@ def cluster() -> Iterator[str]:
     port = _free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]), **run)
-    opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c max_connections=60"
+    opts = f"-h 127.0.0.1 -p {port} -k {sock} -c max_connections=60" + ("" if durable else " -c fsync=off")
     subprocess.run(
         _as_postgres(
             [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "-t", "60", "start"]
