@@ -23,6 +23,19 @@ from connector_core.db.rows import (
     prepare_row,
 )
 from connector_core.db.storage import OrderStore
+from connector_core.errors import ConfigError
+
+
+def open_book(target: str | None = None) -> OrderBook:
+    """The order book at ``target``: a SQLite file path (default location if ``None``).
+
+    A ``postgresql://`` URL is refused with a one-line error until the
+    PostgreSQL book is available, rather than being taken for a file name.
+    """
+    if target is not None and target.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("a PostgreSQL order book is not available in this version: give a SQLite file as --db")
+    return OrderBook(target)
+
 
 __all__ = [
     "DB_ENV",
@@ -37,6 +50,7 @@ __all__ = [
     "RejectedRow",
     "StoreRecord",
     "default_db_path",
+    "open_book",
     "order_from_row",
     "order_hash",
     "prepare_row",

@@ -1,0 +1,106 @@
+"""The job queue: deferring syncs and pushes, the per-store locks, and a worker draining the queue."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector_core.cli import App, build_cli, cli
+from connector_core.db import OrderBook, open_book
+from connector_core.errors import ConfigError
+from connector_core.jobs import defer_push, defer_sync, list_jobs, make_app, queue_url
+from connector_core.plugins import PluginHost, get_plugin_manager
+
+sandbox_server = pytest.importorskip("connector_spartoo.sandbox.server")
+
+
+def invoke(db: Path, *args: str, code: int = 0) -> str:
+    host = PluginHost(get_plugin_manager(disabled=()))
+    build_cli(host)
+    result = CliRunner().invoke(cli, ["--db", str(db), *args], obj=App(host_factory=lambda: host))
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.output
+    return result.stdout + result.stderr
+
+
+def test_a_second_waiting_sync_of_a_store_is_not_queued(queue_url: str) -> None:
+    app = make_app(queue_url)
+    with app.open():
+        first = defer_sync(app, "shop")
+        again = defer_sync(app, "shop")
+        other = defer_sync(app, "other")
+        push = defer_push(app, "shop")  # a push is another kind of job: it may wait beside the sync
+        lines = list_jobs(app)
+    assert first is not None and other is not None and push is not None
+    assert again is None
+    assert [(j.kind, j.store, j.state) for j in lines] == [
+        ("sync", "shop", "todo"),
+        ("sync", "other", "todo"),
+        ("push", "shop", "todo"),
+    ]
+
+
+def test_the_queue_must_be_postgresql() -> None:
+    with pytest.raises(ConfigError, match="--queue"):
+        queue_url(None, "/tmp/orders.sqlite3")
+    with pytest.raises(ConfigError, match="PostgreSQL URL"):
+        queue_url("/tmp/q.sqlite3", None)
+    assert queue_url(None, "postgresql://h/db") == "postgresql://h/db"
+
+
+def test_open_book_opens_a_file_and_refuses_a_url_for_now(tmp_path: Path) -> None:
+    book = open_book(str(tmp_path / "o.sqlite3"))
+    assert isinstance(book, OrderBook)
+    book.close()
+    with pytest.raises(ConfigError, match="PostgreSQL order book"):
+        open_book("postgresql://h/db")
+
+
+def test_sync_enqueue_then_a_worker_drains_it_into_the_book(queue_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "orders.sqlite3"
+    with sandbox_server.SpartooSandbox(orders=25, sites=["com"], seed=3) as sb:
+        settings = tmp_path / "spartoo.json"
+        settings.write_text(json.dumps(sb.settings()), encoding="utf-8")
+        invoke(db, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
+        said = invoke(db, "sync", "--enqueue", "--queue", queue_url)
+        assert "sp: sync queued as job" in said
+        assert "already waiting" in invoke(db, "sync", "--enqueue", "--queue", queue_url)
+        queued = json.loads(invoke(db, "jobs", "list", "--json", "--queue", queue_url))
+        assert [(j["kind"], j["store"], j["state"]) for j in queued] == [("sync", "sp", "todo")]
+
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).with_name("connector-host")), "--db", str(db), "worker", "--queue", queue_url],
+            env={**os.environ},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            state = "todo"
+            while time.monotonic() < deadline:
+                state = json.loads(invoke(db, "jobs", "list", "--json", "--queue", queue_url))[0]["state"]
+                if state not in ("todo", "doing"):
+                    break
+                time.sleep(0.2)
+        finally:
+            worker.terminate()
+            _, err = worker.communicate(timeout=30)
+        assert state == "succeeded", err.decode(errors="replace")[-2000:]
+        # The same sandbox synced inline into a second book: the worker's book must hold what that one holds.
+        inline = tmp_path / "inline.sqlite3"
+        invoke(inline, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
+        invoke(inline, "sync")
+    books = [OrderBook(str(db)), OrderBook(str(inline))]
+    try:
+        worked, expected = (b.count_orders("sp") for b in books)
+        assert worked == expected > 0
+    finally:
+        for b in books:
+            b.close()
