@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -104,3 +105,23 @@ def test_sync_enqueue_then_a_worker_drains_it_into_the_book(queue_url: str, tmp_
     finally:
         for b in books:
             b.close()
+
+
+def test_a_store_with_a_job_running_gets_no_second_one_while_other_stores_do(queue_url: str) -> None:
+    """The queue hands out no job of a store whose other job is running (``lock``); other stores' jobs go on."""
+    app = make_app(queue_url)
+
+    async def fetch_three() -> list[str | None]:
+        async with app.open_async():
+            worker = await app.job_manager.register_worker()
+            got = []
+            for _ in range(3):
+                job = await app.job_manager.fetch_job(None, worker)
+                got.append(None if job is None else f"{job.task_name.rsplit('.', 1)[-1]}:{job.task_kwargs['store']}")
+            return got
+
+    with app.open():
+        defer_sync(app, "shop")
+        defer_push(app, "shop")
+        defer_sync(app, "other")
+    assert asyncio.run(fetch_three()) == ["sync_store:shop", "sync_store:other", None]
