@@ -24,7 +24,9 @@ STATES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 def _app(app: App, queue: str | None) -> Any:
     from connector_core import jobs
 
-    return jobs.make_app(jobs.queue_url(queue, app.db), app.db)
+    url = jobs.queue_url(queue, app.db)
+    jobs.check_queue(url)
+    return jobs.make_app(url, app.db)
 
 
 def enqueue(app: App, kind: str, names: Sequence[str], queue: str | None) -> None:

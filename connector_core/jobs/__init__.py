@@ -19,6 +19,7 @@ from __future__ import annotations
 from connector_core.jobs.queue import (
     QUEUE_ENV,
     JobLine,
+    check_queue,
     defer_push,
     defer_sync,
     list_jobs,
@@ -26,4 +27,4 @@ from connector_core.jobs.queue import (
     queue_url,
 )
 
-__all__ = ["QUEUE_ENV", "JobLine", "defer_push", "defer_sync", "list_jobs", "make_app", "queue_url"]
+__all__ = ["QUEUE_ENV", "JobLine", "check_queue", "defer_push", "defer_sync", "list_jobs", "make_app", "queue_url"]

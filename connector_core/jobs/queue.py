@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -38,13 +39,40 @@ def queue_url(queue: str | None, book: str | None) -> str:
             " PostgreSQL"
         )
     if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"--queue {redact(url)!r}: give a PostgreSQL URL such as postgresql://HOST/DB")
+        raise ConfigError(f"--queue {shown_url(url)!r}: give a PostgreSQL URL such as postgresql://HOST/DB")
     return url
 
 
 def _require() -> None:
     if procrastinate is None:
         raise ConfigError("background jobs need procrastinate and psycopg: pip install 'connector-host[postgres]'")
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_queue(url: str, timeout: int = 10) -> None:
+    """Connect to the queue once, bounded by ``timeout`` seconds, so a wrong URL is one line saying so.
+
+    Without it procrastinate's pool keeps retrying for half a minute and then
+    fails with a traceback.
+    """
+    _require()
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=timeout).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+        if parts_password := urlsplit(url).password:
+            reason = reason.replace(parts_password, "***")
+        raise ConfigError(f"job queue {shown_url(url)}: cannot connect ({redact(reason)}); check --queue") from None
 
 
 def make_app(url: str, book: str | None = None) -> Any:

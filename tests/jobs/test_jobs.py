@@ -125,3 +125,11 @@ def test_a_store_with_a_job_running_gets_no_second_one_while_other_stores_do(que
         defer_push(app, "shop")
         defer_sync(app, "other")
     assert asyncio.run(fetch_three()) == ["sync_store:shop", "sync_store:other", None]
+
+
+def test_an_unreachable_queue_is_one_line_without_its_password(tmp_path: Path) -> None:
+    """A wrong --queue ends at once with one line naming the queue, its password masked."""
+    out = invoke(tmp_path / "o.sqlite3", "jobs", "list", "--queue", "postgresql://u:s3cr3t-pw@127.0.0.1:1/q", code=1)
+    assert "s3cr3t-pw" not in out
+    assert "postgresql://u:***@127.0.0.1:1/q: cannot connect" in out
+    assert len(out.strip().splitlines()) == 1
