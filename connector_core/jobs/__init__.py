@@ -25,6 +25,17 @@ from connector_core.jobs.queue import (
     list_jobs,
     make_app,
     queue_url,
+    retry_stalled,
 )
 
-__all__ = ["QUEUE_ENV", "JobLine", "check_queue", "defer_push", "defer_sync", "list_jobs", "make_app", "queue_url"]
+__all__ = [
+    "QUEUE_ENV",
+    "JobLine",
+    "check_queue",
+    "defer_push",
+    "defer_sync",
+    "list_jobs",
+    "make_app",
+    "queue_url",
+    "retry_stalled",
+]

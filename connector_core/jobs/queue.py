@@ -22,6 +22,7 @@ QUEUE_ENV = "CONNECTOR_HOST_QUEUE"
 
 SYNC_TASK = "connector_core.sync_store"
 PUSH_TASK = "connector_core.push_store"
+STALLED_TASK = "connector_core.retry_stalled_jobs"
 
 
 def queue_url(queue: str | None, book: str | None) -> str:
@@ -98,7 +99,31 @@ def make_app(url: str, book: str | None = None) -> Any:
 
         return run_push(book, store)
 
+    @app.periodic(cron="* * * * *")
+    @app.task(name=STALLED_TASK, queueing_lock=STALLED_TASK, pass_context=False)
+    async def retry_stalled_jobs(timestamp: int) -> list[int]:
+        """Every minute, in whichever worker takes it: retry the jobs of dead workers."""
+        return await retry_stalled(app)
+
     return app
+
+
+STALLED_AFTER = 30.0
+"""Seconds without a worker heartbeat (procrastinate beats every 10 s) after which its running jobs are retried."""
+
+
+async def retry_stalled(app: Any, seconds_since_heartbeat: float = STALLED_AFTER) -> list[int]:
+    """Put back in the queue the running jobs of workers that stopped beating (killed, machine lost).
+
+    A sync commits each page with its cursor, so a retried sync goes on from
+    the last page stored; a retried push finds the shipments already recorded
+    as sent and leaves them.
+    """
+    ids = []
+    for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat):
+        await app.job_manager.retry_job(job)
+        ids.append(int(job.id))
+    return ids
 
 
 def _defer(app: Any, task_name: str, kind: str, store: str) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from connector_core.cli import App, build_cli, cli
 from connector_core.db import OrderBook, open_book
 from connector_core.errors import ConfigError
-from connector_core.jobs import defer_push, defer_sync, list_jobs, make_app, queue_url
+from connector_core.jobs import defer_push, defer_sync, list_jobs, make_app, queue_url, retry_stalled
 from connector_core.plugins import PluginHost, get_plugin_manager
 
 sandbox_server = pytest.importorskip("connector_spartoo.sandbox.server")
@@ -133,3 +134,56 @@ def test_an_unreachable_queue_is_one_line_without_its_password(tmp_path: Path) -
     assert "s3cr3t-pw" not in out
     assert "postgresql://u:***@127.0.0.1:1/q: cannot connect" in out
     assert len(out.strip().splitlines()) == 1
+
+
+def _wait_state(db: Path, queue: str, wanted: set[str], seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    state = ""
+    while time.monotonic() < deadline:
+        jobs = [j for j in json.loads(invoke(db, "jobs", "list", "--json", "--queue", queue)) if j["kind"] == "sync"]
+        state = jobs[0]["state"] if jobs else ""
+        if state in wanted:
+            return state
+        time.sleep(0.1)
+    return state
+
+
+def test_the_job_of_a_killed_worker_is_retried_by_another(queue_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "orders.sqlite3"
+    exe = str(Path(sys.executable).with_name("connector-host"))
+    with sandbox_server.SpartooSandbox(orders=300, sites=["com"], seed=4, latency=200) as sb:
+        settings = tmp_path / "spartoo.json"
+        settings.write_text(json.dumps(sb.settings()), encoding="utf-8")
+        invoke(db, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
+        invoke(db, "sync", "--enqueue", "--queue", queue_url)
+        first = subprocess.Popen([exe, "--db", str(db), "worker", "--queue", queue_url], stderr=subprocess.DEVNULL)
+        try:
+            assert _wait_state(db, queue_url, {"doing"}) == "doing"
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        app = make_app(queue_url)
+
+        async def retry() -> list[int]:
+            async with app.open_async():
+                return await retry_stalled(app, seconds_since_heartbeat=0)
+
+        assert len(asyncio.run(retry())) == 1
+        assert _wait_state(db, queue_url, {"todo"}, 5) == "todo"
+        second = subprocess.Popen([exe, "--db", str(db), "worker", "--queue", queue_url], stderr=subprocess.PIPE)
+        try:
+            state = _wait_state(db, queue_url, {"succeeded", "failed"}, 120)
+        finally:
+            second.terminate()
+            _, err = second.communicate(timeout=30)
+        assert state == "succeeded", err.decode(errors="replace")[-2000:]
+        inline = tmp_path / "inline.sqlite3"  # the same sandbox synced inline: nothing lost or doubled by the kill
+        invoke(inline, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
+        invoke(inline, "sync")
+    books = [OrderBook(str(db)), OrderBook(str(inline))]
+    try:
+        worked, expected = (b.count_orders("sp") for b in books)
+        assert worked == expected > 0
+    finally:
+        for b in books:
+            b.close()
