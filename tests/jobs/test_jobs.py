@@ -95,6 +95,11 @@ def test_sync_enqueue_then_a_worker_drains_it_into_the_book(queue_url: str, tmp_
             worker.terminate()
             _, err = worker.communicate(timeout=30)
         assert state == "succeeded", err.decode(errors="replace")[-2000:]
+        shown = invoke(db, "jobs", "list", "--state", "succeeded", "--queue", queue_url)
+        assert all(word in shown for word in ("KIND", "STORE", "STATE", "ATTEMPTS"))
+        cells = [[c.strip() for c in line.split("│")[1:-1]] for line in shown.splitlines() if "│" in line]
+        assert [row[1:4] for row in cells] == [["sync", "sp", "succeeded"]], shown
+        assert "no jobs" in invoke(db, "jobs", "list", "--state", "failed", "--queue", queue_url)
         # The same sandbox synced inline into a second book: the worker's book must hold what that one holds.
         inline = tmp_path / "inline.sqlite3"
         invoke(inline, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
