@@ -33,6 +33,7 @@ from connector_core import __version__, hookspecs
 from connector_core.cli import (
     contract,
     demo,
+    jobs,
     marketplaces,
     orders,
     rejected,
@@ -77,6 +78,7 @@ BUILTIN_COMMANDS = (
     demo,
     settings,
     contract,
+    jobs,
 )
 """The built-in command modules, in the order their groups are added (``settings`` extends ``stores``)."""
 

@@ -10,6 +10,8 @@ import click
 
 from connector_core import hookimpl, shipments
 from connector_core.cli.app import App, check_store, pass_app, resolve_order, store_names, store_option
+from connector_core.cli.jobs import QUEUE_OPTION
+from connector_core.cli.jobs import enqueue as enqueue_jobs
 from connector_core.cli.output import UserError, out, out_json
 from connector_core.cli.sync import concurrency_options
 from connector_core.errors import ConfigError
@@ -131,9 +133,16 @@ def add_ship_commands(group: click.Group) -> None:
     @store_option("Only this store (default: every store).")
     @concurrency_options("shipments of a store pushed at once")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option("--enqueue", is_flag=True, help="Queue one push job per store for `worker` instead of pushing here.")
+    @QUEUE_OPTION
     @pass_app
-    def push(app: App, store: str | None, concurrency: int, processes: int, as_json: bool) -> None:
+    def push(
+        app: App, store: str | None, concurrency: int, processes: int, as_json: bool, enqueue: bool, queue: str | None
+    ) -> None:
         """Send the shipments waiting in the outbox to their marketplaces."""
+        if enqueue:
+            enqueue_jobs(app, "push", store_names(app, store), queue)
+            return
         reports = [
             app.engine.push(name, concurrency=concurrency, processes=processes) for name in store_names(app, store)
         ]

@@ -18,6 +18,8 @@ from rich.console import Console
 
 from connector_core import hookimpl
 from connector_core.cli.app import App, pass_app, store_names, store_option
+from connector_core.cli.jobs import QUEUE_OPTION
+from connector_core.cli.jobs import enqueue as enqueue_jobs
 from connector_core.cli.output import UserError, out, out_json
 from connector_core.errors import ConnectorError, Interrupted
 from connector_core.forking import MAX_PROCESSES, MAX_WORKERS, WORKERS_ENV
@@ -207,8 +209,19 @@ def add_sync_commands(group: click.Group) -> None:
     @WORKERS_OPTION
     @concurrency_options("stores synced at once")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option("--enqueue", is_flag=True, help="Queue one sync job per store for `worker` instead of syncing here.")
+    @QUEUE_OPTION
     @pass_app
-    def sync(app: App, store: str | None, workers: int | None, concurrency: int, processes: int, as_json: bool) -> None:
+    def sync(
+        app: App,
+        store: str | None,
+        workers: int | None,
+        concurrency: int,
+        processes: int,
+        as_json: bool,
+        enqueue: bool,
+        queue: str | None,
+    ) -> None:
         """Import new and changed orders from the marketplaces.
 
         Ctrl-C (or SIGTERM) stops after the page being stored: every page
@@ -217,6 +230,9 @@ def add_sync_commands(group: click.Group) -> None:
         Ctrl-C at once instead, each page stored so far kept likewise.)
         """
         names = store_names(app, store)
+        if enqueue:
+            enqueue_jobs(app, "sync", names, queue)
+            return
         at_once = len(names) > 1 and (concurrency > 1 or processes > 1)
         with contextlib.nullcontext(threading.Event()) if at_once else stop_on_signals() as stop:
             reports, errors = sync_stores(app, names, workers, concurrency=concurrency, processes=processes, stop=stop)

@@ -1,0 +1,173 @@
+"""The procrastinate app: its two tasks, deferring them, and reading the queue back."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from connector_core.errors import ConfigError
+from connector_core.secrets import redact
+
+try:
+    import procrastinate
+    from procrastinate import exceptions as pexc
+except ImportError:  # pragma: no cover - depends on the installed extras
+    procrastinate = None  # type: ignore[assignment]
+    pexc = None  # type: ignore[assignment]
+
+QUEUE_ENV = "CONNECTOR_HOST_QUEUE"
+
+SYNC_TASK = "connector_core.sync_store"
+PUSH_TASK = "connector_core.push_store"
+STALLED_TASK = "connector_core.retry_stalled_jobs"
+
+
+def queue_url(queue: str | None, book: str | None) -> str:
+    """The job queue's PostgreSQL URL: ``queue`` (``--queue`` or the env), else the book's URL if it is PostgreSQL.
+
+    procrastinate keeps its jobs in PostgreSQL only, so a SQLite book needs
+    the queue named separately; the error says how.
+    """
+    url = queue or os.environ.get(QUEUE_ENV)
+    if not url and book and book.startswith(("postgresql://", "postgres://")):
+        url = book
+    if not url:
+        raise ConfigError(
+            f"no job queue: pass --queue postgresql://HOST/DB (or set ${QUEUE_ENV}); background jobs are kept in"
+            " PostgreSQL"
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"--queue {shown_url(url)!r}: give a PostgreSQL URL such as postgresql://HOST/DB")
+    return url
+
+
+def _require() -> None:
+    if procrastinate is None:
+        raise ConfigError("background jobs need procrastinate and psycopg: pip install 'connector-host[postgres]'")
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_queue(url: str, timeout: int = 10) -> None:
+    """Connect to the queue once, bounded by ``timeout`` seconds, so a wrong URL is one line saying so.
+
+    Without it procrastinate's pool keeps retrying for half a minute and then
+    fails with a traceback.
+    """
+    _require()
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=timeout).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+        if parts_password := urlsplit(url).password:
+            reason = reason.replace(parts_password, "***")
+        raise ConfigError(f"job queue {shown_url(url)}: cannot connect ({redact(reason)}); check --queue") from None
+
+
+def make_app(url: str, book: str | None = None) -> Any:
+    """A procrastinate app on the queue at ``url`` whose tasks work the order book ``book``.
+
+    The book target is captured here rather than passed in each job, so a
+    worker decides which book it works and job rows carry only a store name.
+    """
+    _require()
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+
+    @app.task(name=SYNC_TASK, pass_context=False)
+    def sync_store(store: str) -> dict[str, Any]:
+        """Sync one store; its pages are committed with their cursors as an inline sync commits them."""
+        from connector_core.jobs.work import run_sync
+
+        return run_sync(book, store)
+
+    @app.task(name=PUSH_TASK, pass_context=False)
+    def push_store(store: str) -> dict[str, Any]:
+        """Push one store's pending shipments."""
+        from connector_core.jobs.work import run_push
+
+        return run_push(book, store)
+
+    @app.periodic(cron="* * * * *")
+    @app.task(name=STALLED_TASK, queueing_lock=STALLED_TASK, pass_context=False)
+    async def retry_stalled_jobs(timestamp: int) -> list[int]:
+        """Every minute, in whichever worker takes it: retry the jobs of dead workers."""
+        return await retry_stalled(app)
+
+    return app
+
+
+STALLED_AFTER = 30.0
+"""Seconds without a worker heartbeat (procrastinate beats every 10 s) after which its running jobs are retried."""
+
+
+async def retry_stalled(app: Any, seconds_since_heartbeat: float = STALLED_AFTER) -> list[int]:
+    """Put back in the queue the running jobs of workers that stopped beating (killed, machine lost).
+
+    A sync commits each page with its cursor, so a retried sync goes on from
+    the last page stored; a retried push finds the shipments already recorded
+    as sent and leaves them.
+    """
+    ids = []
+    for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat):
+        await app.job_manager.retry_job(job)
+        ids.append(int(job.id))
+    return ids
+
+
+def _defer(app: Any, task_name: str, kind: str, store: str) -> int | None:
+    task = app.tasks[task_name]
+    try:
+        return int(task.configure(lock=store, queueing_lock=f"{kind}:{store}").defer(store=store))
+    except pexc.AlreadyEnqueued:
+        return None
+
+
+def defer_sync(app: Any, store: str) -> int | None:
+    """Queue a sync of ``store``; its job id, or ``None`` when one is already waiting."""
+    return _defer(app, SYNC_TASK, "sync", store)
+
+
+def defer_push(app: Any, store: str) -> int | None:
+    """Queue a push of ``store``'s outbox; its job id, or ``None`` when one is already waiting."""
+    return _defer(app, PUSH_TASK, "push", store)
+
+
+@attrs.frozen
+class JobLine:
+    """One job of the queue, as ``jobs list`` shows it."""
+
+    id: int
+    kind: str
+    store: str
+    state: str
+    attempts: int
+
+
+def list_jobs(app: Any, state: str | None = None) -> list[JobLine]:
+    """The queue's jobs of our two tasks, oldest first, optionally of one state (todo, doing, succeeded ...)."""
+    lines = []
+    for job in app.job_manager.list_jobs(status=state):
+        if job.task_name not in (SYNC_TASK, PUSH_TASK):
+            continue
+        lines.append(
+            JobLine(
+                id=int(job.id),
+                kind="sync" if job.task_name == SYNC_TASK else "push",
+                store=str(job.task_kwargs.get("store", "")),
+                state=str(getattr(job.status, "value", job.status)),
+                attempts=int(job.attempts or 0),
+            )
+        )
+    return sorted(lines, key=lambda j: j.id)
