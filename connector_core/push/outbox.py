@@ -147,9 +147,15 @@ def _record(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> Push
         message = redact(result.message or "the marketplace did not accept the shipment")
         book.mark_failed(outbox_id, message, result)
         return PushOutcome(outbox_id, order_key, "failed", result=result, error=message)
-    earlier = pushed_tracking(runtime, store.name, order_key, exclude=outbox_id)
     tracking = attempt.shipment.tracking_number
-    if result.already_applied and earlier and tracking not in earlier and not attempt.shipment.items:
+    # the order's earlier shipments are read only when they can matter: a fresh push (the usual case)
+    # needs no query for them
+    earlier = (
+        pushed_tracking(runtime, store.name, order_key, exclude=outbox_id)
+        if result.already_applied and not attempt.shipment.items
+        else []
+    )
+    if earlier and tracking not in earlier:
         # "already there" cannot be true of a tracking number the marketplace never got: it holds the earlier one
         return _conflict(
             runtime,
