@@ -30,6 +30,7 @@ FIGURES = {
     "push_1": [
         ("push 1 process x ideal", lambda r: r["over_ideal"]),
         ("push 1 process s", lambda r: r["seconds"]),
+        ("push 1 process CPU s", lambda r: r["cpu_seconds"]),
     ],
     "defaults": [
         ("default sync x ideal", lambda r: r["over_ideal"]),

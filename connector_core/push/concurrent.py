@@ -108,6 +108,8 @@ def push_concurrently(
                 except BaseException as exc:
                     results.put(exc)
 
+            tally = outbox.PushTally(run)
+
             def record_all() -> None:
                 left = len(entries)
                 while left:
@@ -119,8 +121,9 @@ def push_concurrently(
                             break
                     left -= len(finished)
                     lease.check()
-                    outcomes.extend(_record_batch(runtime, store, finished))
-                    outbox.count_push(run, outcomes)
+                    recorded = _record_batch(runtime, store, finished)
+                    outcomes.extend(recorded)
+                    tally.add(recorded)
 
             if senders is not None:
                 senders.start(entries, results)

@@ -237,3 +237,17 @@ def test_repush_is_already_applied(engine: Engine, book: OrderBook, bazaar: Baza
     report = engine.push("shop")
     assert (report.pushed, report.already_applied) == (1, 1)
     assert len(bazaar.pushed) == 1
+
+
+def test_already_applied_with_another_tracking_number_is_a_conflict(
+    engine: Engine, book: OrderBook, bazaar: Bazaar
+) -> None:
+    """A marketplace's "already there" for a number it never got, the order shipped with another: a conflict."""
+    engine.sync("shop")
+    engine.record_shipment(_ship("BZ0004"))
+    assert engine.push("shop").pushed == 1
+    second = engine.record_shipment(_ship("BZ0004", tracking="TR-2"))
+    bazaar.pushed.append(_ship("BZ0004", tracking="TR-2"))  # the plugin will answer already_applied
+    report = engine.push("shop")
+    assert (report.pushed, report.conflicts) == (0, 1)
+    assert book.get_shipment(second).state == "conflict"
