@@ -45,12 +45,18 @@ def _interval(record: StoreRecord) -> float:
         return 0.0
 
 
-def slots(book: OrderStore, records: Sequence[StoreRecord] | None = None) -> list[Slot]:
-    """Every store's slot, the most out-of-date first (never synced first, then by last sync, then by name)."""
+def slots(
+    book: OrderStore, records: Sequence[StoreRecord] | None = None, *, default_interval: float = 0.0
+) -> list[Slot]:
+    """Every store's slot, the most out-of-date first (never synced first, then by last sync, then by name).
+
+    ``default_interval`` stands for a store's interval of 0: ``run`` leaves it
+    0 (every cycle); the workers, which have no cycle, give their own.
+    """
     last = book.last_sync_starts()
     out = []
     for record in book.list_stores() if records is None else records:
-        interval = _interval(record)
+        interval = _interval(record) or default_interval
         began = parse_iso(last[record.name]) if record.name in last else None
         following = began + timedelta(seconds=interval) if began is not None and interval > 0 else None
         out.append(Slot(record.name, interval, began, following))
@@ -58,7 +64,7 @@ def slots(book: OrderStore, records: Sequence[StoreRecord] | None = None) -> lis
     return sorted(out, key=lambda s: (s.last_sync is not None, s.last_sync or oldest, s.store))
 
 
-def due_stores(book: OrderStore, now: datetime | None = None) -> list[str]:
-    """The stores ``run`` syncs in a cycle beginning at ``now``, the most out-of-date first."""
+def due_stores(book: OrderStore, now: datetime | None = None, *, default_interval: float = 0.0) -> list[str]:
+    """The stores due for a sync at ``now``, the most out-of-date first (``default_interval``: see :func:`slots`)."""
     moment = now or datetime.now(UTC)
-    return [s.store for s in slots(book) if s.due(moment)]
+    return [s.store for s in slots(book, default_interval=default_interval) if s.due(moment)]

@@ -1,4 +1,4 @@
-"""``worker``, ``jobs list`` and the ``--enqueue`` of ``sync`` and ``push``: background jobs on a PostgreSQL queue."""
+"""``worker``, ``jobs list/init/enqueue-due``, ``sync``/``push --enqueue``: background jobs on a PostgreSQL queue."""
 
 from __future__ import annotations
 
@@ -99,6 +99,21 @@ def add_job_commands(group: click.Group) -> None:
         with papp.open():
             papp.schema_manager.apply_schema()
         out("job queue ready")
+
+    @jobs_group.command("enqueue-due")
+    @QUEUE_OPTION
+    @pass_app
+    def jobs_enqueue_due(app: App, queue: str | None) -> None:
+        """Queue a sync of each store that is due (schedule.sync_interval), most out-of-date first.
+
+        Workers do this every minute on their own; this command does it once (from cron, or by hand).
+        """
+        from connector_core.jobs import enqueue_due
+
+        papp = _app(app, queue)
+        with papp.open():
+            queued = enqueue_due(papp, app.db)
+        out(f"queued a sync of {len(queued)} store(s){': ' + ', '.join(queued) if queued else ''}")
 
 
 @hookimpl

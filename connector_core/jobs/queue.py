@@ -23,6 +23,7 @@ QUEUE_ENV = "CONNECTOR_HOST_QUEUE"
 SYNC_TASK = "connector_core.sync_store"
 PUSH_TASK = "connector_core.push_store"
 STALLED_TASK = "connector_core.retry_stalled_jobs"
+DUE_TASK = "connector_core.enqueue_due_stores"
 
 
 def queue_url(queue: str | None, book: str | None) -> str:
@@ -105,7 +106,49 @@ def make_app(url: str, book: str | None = None) -> Any:
         """Every minute, in whichever worker takes it: retry the jobs of dead workers."""
         return await retry_stalled(app)
 
+    @app.periodic(cron="* * * * *")
+    @app.task(name=DUE_TASK, queueing_lock=DUE_TASK, pass_context=False)
+    async def enqueue_due_stores(timestamp: int) -> list[str]:
+        """Every minute, in whichever worker takes it: queue a sync of each store that is due."""
+        return await enqueue_due_async(app, book)
+
     return app
+
+
+WORKER_INTERVAL = 300.0
+"""Seconds between two syncs of a store whose ``schedule.sync_interval`` is 0, on the workers (``run``'s default)."""
+
+
+def _due(book_target: str | None) -> list[str]:
+    from connector_core import schedule
+    from connector_core.db import open_book
+
+    book = open_book(book_target)
+    try:
+        return schedule.due_stores(book, default_interval=WORKER_INTERVAL)
+    finally:
+        book.close()
+
+
+def enqueue_due(app: Any, book_target: str | None) -> list[str]:
+    """Queue a sync of every store that is due (:mod:`connector_core.schedule`, most out-of-date first).
+
+    A store with a sync already waiting is left as it is (its queueing lock),
+    so running this often never piles syncs up. Returns the stores queued.
+    """
+    return [store for store in _due(book_target) if defer_sync(app, store) is not None]
+
+
+async def enqueue_due_async(app: Any, book_target: str | None) -> list[str]:
+    """:func:`enqueue_due` for the workers' periodic task (procrastinate's async API)."""
+    queued = []
+    for store in _due(book_target):
+        try:
+            await app.tasks[SYNC_TASK].configure(lock=store, queueing_lock=f"sync:{store}").defer_async(store=store)
+        except pexc.AlreadyEnqueued:
+            continue
+        queued.append(store)
+    return queued
 
 
 STALLED_AFTER = 30.0
