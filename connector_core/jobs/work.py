@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -17,22 +18,22 @@ def _engine(book_target: str | None) -> Engine:
     return Engine(PluginHost(get_plugin_manager()), open_book(book_target))
 
 
-def run_sync(book_target: str | None, store: str) -> dict[str, Any]:
-    """Sync ``store``; the report as plain data (procrastinate keeps a job's result as JSON)."""
+def _run(book_target: str | None, work: Callable[[Engine], Any]) -> dict[str, Any]:
     engine = _engine(book_target)
     try:
-        return attrs.asdict(engine.sync(store), value_serializer=_plain)
+        return attrs.asdict(work(engine), value_serializer=_plain)
     finally:
         engine.book.close()
+
+
+def run_sync(book_target: str | None, store: str) -> dict[str, Any]:
+    """Sync ``store``; the report as plain data (procrastinate keeps a job's result as JSON)."""
+    return _run(book_target, lambda engine: engine.sync(store))
 
 
 def run_push(book_target: str | None, store: str) -> dict[str, Any]:
-    """Push ``store``'s pending shipments."""
-    engine = _engine(book_target)
-    try:
-        return attrs.asdict(engine.push(store), value_serializer=_plain)
-    finally:
-        engine.book.close()
+    """Push ``store``'s pending shipments; the report as plain data."""
+    return _run(book_target, lambda engine: engine.push(store))
 
 
 def _plain(inst: Any, field: Any, value: Any) -> Any:
