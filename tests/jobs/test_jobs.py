@@ -32,6 +32,15 @@ def invoke(db: Path, *args: str, code: int = 0) -> str:
     return result.stdout + result.stderr
 
 
+def _assert_same_as_an_inline_sync(db: Path, settings: Path, tmp_path: Path) -> None:
+    """The store ``sp`` of ``db`` holds as many orders (some) as an inline sync of the same sandbox stores."""
+    inline = tmp_path / "inline.sqlite3"
+    invoke(inline, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
+    invoke(inline, "sync")
+    with OrderBook(str(db)) as worked, OrderBook(str(inline)) as expected:
+        assert worked.count_orders("sp") == expected.count_orders("sp") > 0
+
+
 def test_a_second_waiting_sync_of_a_store_is_not_queued(queue_url: str) -> None:
     app = make_app(queue_url)
     with app.open():
@@ -93,16 +102,7 @@ def test_sync_enqueue_then_a_worker_drains_it_into_the_book(queue_url: str, tmp_
         assert [row[1:4] for row in cells] == [["sync", "sp", "succeeded"]], shown
         assert "no jobs" in invoke(db, "jobs", "list", "--state", "failed", "--queue", queue_url)
         # The same sandbox synced inline into a second book: the worker's book must hold what that one holds.
-        inline = tmp_path / "inline.sqlite3"
-        invoke(inline, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
-        invoke(inline, "sync")
-    books = [OrderBook(str(db)), OrderBook(str(inline))]
-    try:
-        worked, expected = (b.count_orders("sp") for b in books)
-        assert worked == expected > 0
-    finally:
-        for b in books:
-            b.close()
+        _assert_same_as_an_inline_sync(db, settings, tmp_path)
 
 
 def test_a_store_with_a_job_running_gets_no_second_one_while_other_stores_do(queue_url: str) -> None:
@@ -174,13 +174,4 @@ def test_the_job_of_a_killed_worker_is_retried_by_another(queue_url: str, tmp_pa
             second.terminate()
             _, err = second.communicate(timeout=30)
         assert state == "succeeded", err.decode(errors="replace")[-2000:]
-        inline = tmp_path / "inline.sqlite3"  # the same sandbox synced inline: nothing lost or doubled by the kill
-        invoke(inline, "stores", "add", "spartoo", "--name", "sp", "--settings", str(settings))
-        invoke(inline, "sync")
-    books = [OrderBook(str(db)), OrderBook(str(inline))]
-    try:
-        worked, expected = (b.count_orders("sp") for b in books)
-        assert worked == expected > 0
-    finally:
-        for b in books:
-            b.close()
+        _assert_same_as_an_inline_sync(db, settings, tmp_path)  # nothing lost or doubled by the kill
