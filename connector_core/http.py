@@ -20,6 +20,9 @@ Bounded waits:
 * a quota answer is *not* waited for inline unless it names a wait of at most
   ``max_quota_wait`` seconds: a marketplace hour is the engine's to defer
   (:mod:`connector_core.quota`), so :class:`QuotaError` is raised at once;
+* a client's :attr:`~RetryingClient.gate` (the quota ledger of
+  :mod:`connector_core.quota`) is asked before every attempt, retries
+  included, and refuses with :class:`QuotaError` before anything is sent;
 * backoff waits end within a second of :func:`interrupt` (SIGTERM, Ctrl-C in
   ``run``), raising :class:`~connector_core.errors.Interrupted`; a read in
   progress on the main thread is cut by :func:`cut_request` (``run`` calls
@@ -40,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import attrs
@@ -55,6 +58,15 @@ POLICY_ENV = "CONNECTOR_HOST_HTTP_POLICY"
 
 Check = Callable[[httpx.Response], None]
 Notice = Callable[[str], None]
+
+
+class Gate(Protocol):
+    """What a client asks before each request: return to send it, raise :class:`QuotaError` to refuse it."""
+
+    def __call__(self) -> None: ...
+
+    def close(self) -> None: ...
+
 
 _STOP = threading.Event()
 _DEADLINE = "connector_core.deadline"  # response extension: the monotonic time its body must be read by
@@ -198,6 +210,8 @@ class RetryingClient:
         """An absolute deadline (``time.monotonic()``) no request of this client runs past, e.g. the sync's."""
         self.notice: Notice | None = None
         """Told, in one line, why nothing moves: a retry and its wait, a deadline (the CLI shows it)."""
+        self.gate: Gate | None = None
+        """Asked before every attempt; raises :class:`QuotaError` when the request may not go (the quota ledger)."""
         self._rng = random.Random()
         self._client = client or httpx.Client(
             transport=transport,
@@ -212,8 +226,10 @@ class RetryingClient:
         self._local = threading.local()  # inside retrying(), requests make one attempt each
 
     def close(self) -> None:
-        """Close the underlying connection pool."""
+        """Close the underlying connection pool (and the gate's connection, if it has one)."""
         self._client.close()
+        if self.gate is not None:
+            self.gate.close()
 
     def __enter__(self) -> RetryingClient:
         return self
@@ -394,6 +410,8 @@ class RetryingClient:
         while True:
             attempt += 1
             response: httpx.Response | None = None
+            if self.gate is not None:  # before the retries below: a refusal (QuotaError) defers the work at once
+                self.gate()
             try:
                 left = deadline - self._clock()
                 if left <= 0:

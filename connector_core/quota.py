@@ -9,6 +9,17 @@ raises before any request), and the deferred work (accepts in the accept
 outbox, shipments in the outbox, the orders past the cursor) is picked up
 by the first sync or push after the block ends.
 
+Before that, when the operator gives the quota's size (the setting the
+plugin's quota model names in ``requests_setting``; Spartoo's is
+``requests_per_hour``, since Spartoo does not publish it), every request of
+every store of the partner, in every process on the book, first takes one
+from the book's request ledger (:class:`Ledger`, one statement per request:
+:meth:`~connector_core.db.quota.LedgerTable.take_request`). Once the
+window's requests are taken, the ledger refuses the next one with a
+:class:`QuotaError` before it is sent, which blocks the partner as a quota
+answer would, so no marketplace ever sees more requests than its quota. Without
+the size the host does not count ahead and only a quota answer blocks.
+
 The block lasts until the marketplace's own ``retry_after`` when the answer
 gives one, else until the end of the quota window of the plugin's
 :class:`~connector_core.models.QuotaModel` (Spartoo: the next clock hour),
@@ -20,6 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 from connector_core.errors import QuotaError
 
 if TYPE_CHECKING:
+    from connector_core.db.storage import OrderStore
+    from connector_core.models import QuotaModel
     from connector_core.plugins import PluginHost
     from connector_core.runtime import Runtime
     from connector_core.store_context import StoreContext
@@ -110,3 +126,84 @@ def block(runtime: Runtime, store: StoreContext, err: QuotaError) -> datetime:
     runtime.book.block_quota(marketplace, partner, until, err.message)
     log.warning("%s: quota used up until %s: %s", store.name, clock_time(until), err.message)
     return runtime.book.quota_blocked_until(marketplace, partner) or until
+
+
+def request_limit(model: QuotaModel | None, settings: Mapping[str, Any]) -> int | None:
+    """The quota's size the store's settings give (``model.requests_setting``), or ``None`` when not given."""
+    if model is None or model.requests_setting is None:
+        return None
+    value = settings.get(model.requests_setting)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
+
+
+class Ledger:
+    """The client gate of one store: takes a request from the book's ledger before each marketplace request.
+
+    It works on a connection of its own to the book (opened at the first
+    request, and again in a forked child), so a request is counted at once,
+    never held in (or rolled back with) a write of the sync. Threads of one
+    store share it; a lock keeps its connection to one of them at a time.
+    """
+
+    def __init__(
+        self, book: OrderStore, marketplace: str, partner: str, *, limit: int, model: QuotaModel, title: str
+    ) -> None:
+        self._source = book
+        self.marketplace = marketplace
+        self.partner = partner
+        self.limit = limit
+        self._model = model
+        self._title = title
+        self._book: OrderStore | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.marketplace!r}, partner={self.partner!r}, limit={self.limit})"
+
+    def __call__(self) -> None:
+        """Take one request; raise :class:`QuotaError` (with the wait until one is free) when none is left."""
+        model = self._model
+        now = time.time()
+        with self._lock:
+            if self._book is None or self._pid != os.getpid():
+                self._book = self._source.reopen()
+                self._pid = os.getpid()
+            if self._book.take_request(
+                self.marketplace,
+                self.partner,
+                limit=self.limit,
+                window=model.window_seconds,
+                aligned=model.aligned,
+                now=now,
+            ):
+                return
+        # an aligned window reopens at its end; from a rolling one, one request drains meanwhile
+        wait = model.window_seconds - now % model.window_seconds if model.aligned else model.window_seconds / self.limit
+        span = "hour" if model.window_seconds == 3600 else f"{model.window_seconds} s"
+        raise QuotaError(
+            f"{self._title}: the {self.limit} requests per {span} set for this partner"
+            f" ({model.requests_setting}) are used up",
+            retry_after=wait,
+        )
+
+    def close(self) -> None:
+        """Close the ledger's connection (a new one opens if the store makes another request)."""
+        with self._lock:
+            if self._book is not None and self._pid == os.getpid():
+                self._book.close()
+            self._book = None
+
+
+def ledger_for(
+    host: PluginHost, book: OrderStore, marketplace: str, name: str, settings: Mapping[str, Any]
+) -> Ledger | None:
+    """The :class:`Ledger` a store's client must ask before each request, or ``None`` when its quota has no size."""
+    info = host.info(marketplace)
+    limit = request_limit(info.quota, settings)
+    if info.quota is None or limit is None:
+        return None
+    _, partner = scope_of(host, marketplace, name, settings)
+    return Ledger(book, marketplace, partner, limit=limit, model=info.quota, title=info.title)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from connector_core import host_settings
+from connector_core import host_settings, quota
 from connector_core.db.connection import default_db_path
 from connector_core.db.storage import OrderStore
 from connector_core.forking import check_workers
@@ -62,6 +62,7 @@ class Runtime:
         register_settings(info.settings_schema, record.settings)
         http = RetryingClient(self.http_policy)
         http.notice = None if self.notice is None else _prefixed(self.notice, record.name)
+        http.gate = quota.ledger_for(self.host, self.book, record.marketplace, record.name, record.settings)
         return StoreContext(
             name=record.name,
             marketplace=record.marketplace,

@@ -35,7 +35,7 @@ from connector_core.db.connection import BUSY_TIMEOUT_MS, connect, default_db_pa
 from connector_core.db.history import HistoryTables
 from connector_core.db.leases import DEFAULT_TTL, Lease, acquire
 from connector_core.db.outbox import OutboxTables
-from connector_core.db.quota import QuotaTable
+from connector_core.db.quota import LedgerTable, QuotaTable
 from connector_core.db.rows import (
     OrderRow,
     OrderSummary,
@@ -93,7 +93,7 @@ def _check_existing(path: Path) -> None:
         )
 
 
-class OrderBook(OutboxTables, HistoryTables, QuotaTable):
+class OrderBook(OutboxTables, HistoryTables, QuotaTable, LedgerTable):
     """The order book on one SQLite file. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:

@@ -309,6 +309,19 @@ MIGRATIONS: list[str] = [
                 OLD.status, NEW.status, OLD.marketplace_status, NEW.marketplace_status);
     END;
     """,
+    # v12: the request ledger per (marketplace, partner): how many requests the current quota window holds,
+    # taken by one statement per request from every process on the book (connector_core.quota.Ledger)
+    """
+    CREATE TABLE quota_ledger (
+        marketplace TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        stamp REAL NOT NULL,
+        level REAL NOT NULL,
+        granted INTEGER NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (marketplace, partner)
+    );
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 

@@ -141,8 +141,11 @@ def marketplace_info() -> MarketplaceInfo:
         raw_schema=load_schema("order"),
         description="Spartoo seller web service (XML over HTTPS, one host per country site).",
         # Spartoo counts requests per partner ID per clock hour and answers -429 past it; the size is not
-        # published, so the host does not count ahead: a -429 blocks the partner until the next clock hour
-        quota=QuotaModel(partner_setting="partner_id", window_seconds=3600, aligned=True),
+        # published: when the operator sets requests_per_hour the host counts every request against it
+        # (across processes), otherwise a -429 blocks the partner until the next clock hour
+        quota=QuotaModel(
+            partner_setting="partner_id", window_seconds=3600, aligned=True, requests_setting="requests_per_hour"
+        ),
     )
 
 

@@ -59,6 +59,7 @@ class SpartooSettings:
     timeout: float = 30.0
     initial_lookback_days: int = 30
     max_document_mb: float = 512.0
+    requests_per_hour: int | None = None
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> SpartooSettings:
@@ -117,6 +118,9 @@ class SpartooSettings:
         cap = values["max_document_mb"]
         if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap <= 4096:
             raise SettingsError("max_document_mb must be a number of megabytes above 0 and at most 4096")
+        per_hour = values.get("requests_per_hour")
+        if per_hour is not None and (isinstance(per_hour, bool) or not isinstance(per_hour, int) or per_hour < 1):
+            raise SettingsError("requests_per_hour must be a whole number of requests, 1 or more (or left out)")
 
         return cls(
             partner_id=partner_id,
@@ -127,6 +131,7 @@ class SpartooSettings:
             timeout=float(timeout),
             initial_lookback_days=lookback,
             max_document_mb=float(cap),
+            requests_per_hour=per_hour,
         )
 
     @property
