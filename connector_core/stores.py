@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from connector_core import quota
 from connector_core.db.rows import StoreRecord
 from connector_core.db.storage import OrderStore
 from connector_core.errors import ConfigError
@@ -34,9 +35,17 @@ def check_settings(host: PluginHost, marketplace: str, name: str, settings: Mapp
     host.validate_settings(marketplace, dict(settings))
 
 
-def connect(host: PluginHost, marketplace: str, name: str, settings: Mapping[str, Any]) -> ConnectResult:
-    """Call the plugin's ``connect`` with these settings (nothing is saved)."""
+def connect(
+    host: PluginHost, marketplace: str, name: str, settings: Mapping[str, Any], book: OrderStore | None = None
+) -> ConnectResult:
+    """Call the plugin's ``connect`` with these settings (nothing is saved).
+
+    With the ``book`` given, its requests count against the partner's quota
+    ledger as every other request does (:mod:`connector_core.quota`).
+    """
     context = StoreContext(name=name, marketplace=marketplace, settings=dict(settings))
+    if book is not None:
+        context.http.gate = quota.ledger_for(host, book, marketplace, name, settings)
     try:
         return host.connect(context)
     finally:
@@ -55,7 +64,7 @@ def add_store(
     check_settings(host, marketplace, name, settings)
     if book.has_store(name):
         raise ConfigError(f"a store named {name!r} already exists: pick another --name or `stores remove {name}`")
-    result = connect(host, marketplace, name, settings)
+    result = connect(host, marketplace, name, settings, book)
     book.add_store(name, marketplace, settings, store_settings=store_settings)
     return result.account
 
@@ -68,5 +77,5 @@ def update_store(book: OrderStore, host: PluginHost, name: str, changes: Mapping
     record = book.get_store(name)
     settings = {**record.settings, **changes}
     check_settings(host, record.marketplace, name, settings)
-    result = connect(host, record.marketplace, name, settings)
+    result = connect(host, record.marketplace, name, settings, book)
     return book.update_store(name, settings=settings), result.account

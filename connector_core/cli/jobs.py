@@ -21,7 +21,8 @@ QUEUE_OPTION = click.option(
 STATES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 
 
-def _app(app: App, queue: str | None) -> Any:
+def queue_app(app: App, queue: str | None) -> Any:
+    """The procrastinate app on the queue ``--queue`` (or the env, or the PostgreSQL ``--db``) names, checked."""
     from connector_core import jobs
 
     url = jobs.queue_url(queue, app.db)
@@ -34,7 +35,7 @@ def enqueue(app: App, kind: str, names: Sequence[str], queue: str | None) -> Non
     from connector_core import jobs
 
     defer: Callable[[Any, str], int | None] = jobs.defer_sync if kind == "sync" else jobs.defer_push
-    papp = _app(app, queue)
+    papp = queue_app(app, queue)
     with papp.open():
         for name in names:
             job_id = defer(papp, name)
@@ -59,7 +60,7 @@ def add_job_commands(group: click.Group) -> None:
     @pass_app
     def worker(app: App, queue: str | None, concurrency: int) -> None:
         """Run queued syncs and pushes until stopped (Ctrl-C or SIGTERM ends it after the jobs running)."""
-        papp = _app(app, queue)
+        papp = queue_app(app, queue)
         with papp.open():
             papp.run_worker(concurrency=concurrency, wait=True, install_signal_handlers=True)
 
@@ -76,7 +77,7 @@ def add_job_commands(group: click.Group) -> None:
         """List the queued, running and finished jobs, oldest first."""
         from connector_core import jobs
 
-        papp = _app(app, queue)
+        papp = queue_app(app, queue)
         with papp.open():
             lines = jobs.list_jobs(papp, state)
         if as_json:
@@ -95,7 +96,7 @@ def add_job_commands(group: click.Group) -> None:
     @pass_app
     def jobs_init(app: App, queue: str | None) -> None:
         """Create the queue's tables in the PostgreSQL database (once, before the first worker)."""
-        papp = _app(app, queue)
+        papp = queue_app(app, queue)
         with papp.open():
             papp.schema_manager.apply_schema()
         out("job queue ready")
@@ -110,7 +111,7 @@ def add_job_commands(group: click.Group) -> None:
         """
         from connector_core.jobs import enqueue_due
 
-        papp = _app(app, queue)
+        papp = queue_app(app, queue)
         with papp.open():
             queued = enqueue_due(papp, app.db)
         out(f"queued a sync of {len(queued)} store(s){': ' + ', '.join(queued) if queued else ''}")

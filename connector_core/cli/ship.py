@@ -10,7 +10,7 @@ import click
 
 from connector_core import hookimpl, shipments
 from connector_core.cli.app import App, check_store, pass_app, resolve_order, store_names, store_option
-from connector_core.cli.jobs import QUEUE_OPTION
+from connector_core.cli.jobs import QUEUE_OPTION, queue_app
 from connector_core.cli.jobs import enqueue as enqueue_jobs
 from connector_core.cli.output import UserError, out, out_json
 from connector_core.cli.sync import concurrency_options
@@ -80,6 +80,13 @@ def add_ship_commands(group: click.Group) -> None:
         metavar="LINE_KEY[:QTY]",
         help="Ship only this line (all of it, or QTY of it); repeat for more lines. Default: the whole order.",
     )
+    @click.option(
+        "--enqueue",
+        is_flag=True,
+        help="Also queue a push job of the store for `worker` (in the same transaction when the queue is the book's"
+        " PostgreSQL database).",
+    )
+    @QUEUE_OPTION
     @store_option("The order's store.")
     @pass_app
     def ship(
@@ -93,6 +100,8 @@ def add_ship_commands(group: click.Group) -> None:
         no_notify: bool,
         force: bool,
         lines: tuple[str, ...],
+        enqueue: bool,
+        queue: str | None,
         store: str | None,
     ) -> None:
         """Record a shipment in the outbox (sent by `push`); --line ships part of the order.
@@ -116,7 +125,19 @@ def add_ship_commands(group: click.Group) -> None:
             notify_customer=not no_notify,
             items=items,
         )
-        done = app.engine.ship(shipment, force=force)
+        if enqueue:
+            from connector_core.jobs.queue import queue_url, ship_queued
+
+            papp = queue_app(app, queue)
+            with papp.open():
+                in_book = queue_url(queue, app.db) == app.db
+                done, job = ship_queued(app.engine, papp, shipment, force=force, in_book=in_book)
+            if done.state == "pending":
+                waits = "a push of the store is already waiting" if job is None else f"push queued as job {job}"
+                out(f"shipment for {key} is in the outbox as #{done.outbox_id}; {waits}")
+                return
+        else:
+            done = app.engine.ship(shipment, force=force)
         if done.new:
             out(f"shipment for {key} is in the outbox as #{done.outbox_id}; run `connector-host push` to send it")
         elif done.state == "pushed":

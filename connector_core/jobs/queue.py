@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from connector_core.errors import ConfigError
 from connector_core.secrets import redact
+
+if TYPE_CHECKING:
+    from connector_core.engine import Engine
+    from connector_core.models import Shipment
+    from connector_core.shipments import Recorded
 
 try:
     import procrastinate
@@ -91,14 +96,14 @@ def make_app(url: str, book: str | None = None) -> Any:
         """Sync one store; its pages are committed with their cursors as an inline sync commits them."""
         from connector_core.jobs.work import run_sync
 
-        return run_sync(book, store)
+        return _again_after_quota(app, SYNC_TASK, "sync", store, run_sync(book, store))
 
     @app.task(name=PUSH_TASK, pass_context=False)
     def push_store(store: str) -> dict[str, Any]:
         """Push one store's pending shipments."""
         from connector_core.jobs.work import run_push
 
-        return run_push(book, store)
+        return _again_after_quota(app, PUSH_TASK, "push", store, run_push(book, store))
 
     @app.periodic(cron="* * * * *")
     @app.task(name=STALLED_TASK, queueing_lock=STALLED_TASK, pass_context=False)
@@ -169,12 +174,27 @@ async def retry_stalled(app: Any, seconds_since_heartbeat: float = STALLED_AFTER
     return ids
 
 
-def _defer(app: Any, task_name: str, kind: str, store: str) -> int | None:
+def _defer(app: Any, task_name: str, kind: str, store: str, **options: Any) -> int | None:
     task = app.tasks[task_name]
     try:
-        return int(task.configure(lock=store, queueing_lock=f"{kind}:{store}").defer(store=store))
+        return int(task.configure(lock=store, queueing_lock=f"{kind}:{store}", **options).defer(store=store))
     except pexc.AlreadyEnqueued:
         return None
+
+
+def _again_after_quota(app: Any, task_name: str, kind: str, store: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Queue the job again for when the partner's quota window reopens, if the job left work for then.
+
+    The work the quota stopped (accepts, pages, shipments) waits in the book;
+    the new job is scheduled at the end of the block, so no worker picks it
+    up (nor the schedule queues another: its queueing lock) before then.
+    """
+    until = result.get("blocked_until")
+    if until:
+        from datetime import datetime
+
+        result["queued_again"] = _defer(app, task_name, kind, store, schedule_at=datetime.fromisoformat(until))
+    return result
 
 
 def defer_sync(app: Any, store: str) -> int | None:
@@ -185,6 +205,25 @@ def defer_sync(app: Any, store: str) -> int | None:
 def defer_push(app: Any, store: str) -> int | None:
     """Queue a push of ``store``'s outbox; its job id, or ``None`` when one is already waiting."""
     return _defer(app, PUSH_TASK, "push", store)
+
+
+def defer_push_in(app: Any, store: str, conn: Any) -> int | None:
+    """:func:`defer_push` inside the transaction open on ``conn`` (the PostgreSQL book's connection).
+
+    The job row is written by procrastinate on that connection, so it
+    commits or rolls back with whatever else the transaction holds (the
+    shipment it is to push). A push already waiting is kept, under a
+    savepoint, without spoiling the transaction.
+    """
+    conn.execute("SAVEPOINT queue_push")
+    try:
+        job = app.tasks[PUSH_TASK].configure(lock=store, queueing_lock=f"push:{store}", connection=conn.raw)
+        job_id = int(job.defer(store=store))
+    except pexc.AlreadyEnqueued:
+        conn.execute("ROLLBACK TO SAVEPOINT queue_push")
+        return None
+    conn.execute("RELEASE SAVEPOINT queue_push")
+    return job_id
 
 
 @attrs.frozen
@@ -214,3 +253,23 @@ def list_jobs(app: Any, state: str | None = None) -> list[JobLine]:
             )
         )
     return sorted(lines, key=lambda j: j.id)
+
+
+def ship_queued(
+    engine: Engine, app: Any, shipment: Shipment, *, force: bool, in_book: bool
+) -> tuple[Recorded, int | None]:
+    """Record ``shipment`` and queue a push of its store; the record and the push job's id (``None``: one waits).
+
+    With the queue in the book's own PostgreSQL database (``in_book``) the
+    shipment and its push job are written in one transaction: both are
+    there, or (an error, a crash) neither. Otherwise the job is queued just
+    after the shipment is committed; a crash in between leaves the shipment
+    for the next ``push`` or push job of the store.
+    """
+    if not in_book:
+        done = engine.ship(shipment, force=force)
+        return done, (defer_push(app, shipment.store) if done.state == "pending" else None)
+    with engine.book.transaction():
+        done = engine.ship(shipment, force=force)
+        job = defer_push_in(app, shipment.store, engine.book.conn) if done.state == "pending" else None
+    return done, job
