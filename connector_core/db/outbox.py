@@ -213,7 +213,8 @@ class OutboxTables:
                 [(error, store, key) for key, error in failed],
             )
             c.executemany(
-                "UPDATE accepts SET attempts = max(attempts - 1, 0) WHERE store = ? AND order_key = ?",
+                "UPDATE accepts SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
+                " WHERE store = ? AND order_key = ?",
                 [(store, key) for key in unsent],
             )
 
