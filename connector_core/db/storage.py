@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from connector_core.db.history import OrderFilter, Page, RunRecord, StatusEvent
 from connector_core.db.leases import Lease
@@ -174,3 +174,17 @@ class OrderStore(Protocol):
         self, marketplace: str, partner: str, *, limit: int, window: float, aligned: bool, now: float
     ) -> bool: ...
     def ledger_counts(self, marketplace: str, partner: str) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class RowClaims(Protocol):
+    """A book whose pushers share a store: each claims the shipments it sends (PostgreSQL's ``SKIP LOCKED``).
+
+    A book without it (SQLite) gives a store's push to one process at a time
+    through its exclusive lease.
+    """
+
+    def lease(self, store: str, *, purpose: str, ttl: float = ..., wait: float = ..., shared: bool = ...) -> Any: ...
+    def claim_shipments(
+        self, store: str, limit: int = ..., *, after: int = ...
+    ) -> AbstractContextManager[list[OutboxEntry]]: ...

@@ -10,6 +10,10 @@ the marketplace's reason. A shipment that contradicts what the marketplace
 holds (the order was shipped already with another tracking number: the
 marketplace refuses it, or says "already there" of a number it never got) is
 a ``conflict``: not accepted, no e-mail, both numbers kept on the row.
+On a book whose pushers claim rows (PostgreSQL, :class:`~connector_core.db.storage.RowClaims`)
+the lease is shared among pushers (a sync still has the store to itself) and
+each shipment is claimed with ``FOR UPDATE SKIP LOCKED`` in the transaction
+that records its push, so pushers of one store split its outbox.
 Every push that has work is recorded in the run history
 (:mod:`connector_core.history`). :mod:`connector_core.push.concurrent` runs
 the same two steps with many senders.
@@ -19,11 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import attrs
 
 from connector_core import history, notify, quota
+from connector_core.db.storage import RowClaims
 from connector_core.errors import ConnectorError, QuotaError, TransientError, TransitionError
 from connector_core.models import MarketplaceStatus, Order, OrderStatus, PushResult, Shipment, to_json
 from connector_core.runtime import Runtime
@@ -187,23 +193,63 @@ def push_store(runtime: Runtime, store_name: str) -> PushReport:
         return PushReport(store=store_name)
     store = runtime.store_context(store_name)
     outcomes: list[PushOutcome] = []
+    claims = isinstance(book, RowClaims)
     try:
         with (
             history.recording(book, "push", store_name, history.sites_of(store.settings)) as run,
-            book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease,
+            _push_lease(runtime, store_name) as lease,
         ):
             tally = PushTally(run)
-            # read again under the lease: another process may have pushed them meanwhile
-            for entry in book.pending_shipments(store_name):
-                lease.check()
-                attempt = attempt_push(runtime, store, entry.id, entry.order_key, entry.shipment)
-                outcome = record_push(runtime, store, attempt)
+            for outcome in _claimed(runtime, store, lease) if claims else _in_turn(runtime, store, lease):
                 outcomes.append(outcome)
                 tally.add((outcome,))
             deliver_notifications(runtime, store)
     finally:
         store.http.close()
     return PushReport.from_outcomes(store_name, outcomes)
+
+
+def _push_lease(runtime: Runtime, store_name: str) -> Any:
+    """The store's lease for a push: shared with other pushers where they claim their shipments, else exclusive."""
+    book = runtime.book
+    if isinstance(book, RowClaims):
+        return book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait, shared=True)
+    return book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait)
+
+
+def _in_turn(runtime: Runtime, store: StoreContext, lease: Any) -> Iterator[PushOutcome]:
+    """The store's pending shipments pushed one after the other, under the store's exclusive lease."""
+    # read again under the lease: another process may have pushed them meanwhile
+    for entry in runtime.book.pending_shipments(store.name):
+        lease.check()
+        attempt = attempt_push(runtime, store, entry.id, entry.order_key, entry.shipment)
+        yield record_push(runtime, store, attempt)
+
+
+def _claimed(runtime: Runtime, store: StoreContext, lease: Any) -> Iterator[PushOutcome]:
+    """Each pending shipment claimed, pushed and recorded in one transaction; other pushers skip it meanwhile.
+
+    The claim (``FOR UPDATE SKIP LOCKED``) is held while the marketplace is
+    called, and the push is recorded before it ends, so two pushers of one
+    store (an operator's ``push`` beside a worker's job) share its outbox
+    without waiting for each other and without sending a shipment twice. A
+    shipment left pending (a transient error, a quota block) is not claimed
+    again by this push: the claims move on by outbox id.
+    """
+    book = runtime.book
+    assert isinstance(book, RowClaims)
+    after = 0
+    while True:
+        lease.check()
+        with book.claim_shipments(store.name, 1, after=after) as entries:
+            if not entries:
+                return
+            entry = entries[0]
+            after = entry.id
+            outcome = record_push(
+                runtime, store, attempt_push(runtime, store, entry.id, entry.order_key, entry.shipment)
+            )
+        yield outcome
 
 
 class PushTally:

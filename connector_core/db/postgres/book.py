@@ -65,13 +65,19 @@ class PostgresBook(sqlite_book.OrderBook):
         """One write transaction, or a savepoint inside the caller's (as on SQLite)."""
         return transaction(self.conn, savepoint="order_book", where=f"the order book {self.path}")
 
-    def lease(self, store: str, *, purpose: str, ttl: float = DEFAULT_TTL, wait: float = 0.0) -> Any:
-        """Take the store's advisory lock on a connection of its own; freed when it closes or its process dies."""
-        return leases.acquire(self.url, f"store:{store}", purpose=purpose, wait=wait)
+    def lease(
+        self, store: str, *, purpose: str, ttl: float = DEFAULT_TTL, wait: float = 0.0, shared: bool = False
+    ) -> Any:
+        """Take the store's advisory lock on a connection of its own; freed when it closes or its process dies.
+
+        A ``shared`` lease (pushers claiming their shipments) admits other
+        shared holders and keeps out only the exclusive one (a sync).
+        """
+        return leases.acquire(self.url, f"store:{store}", purpose=purpose, wait=wait, shared=shared)
 
     @contextmanager
-    def claim_shipments(self, store: str, limit: int = 50) -> Iterator[list[OutboxEntry]]:
-        """Hold up to ``limit`` pending shipments of ``store`` for this connection while the block runs.
+    def claim_shipments(self, store: str, limit: int = 50, *, after: int = 0) -> Iterator[list[OutboxEntry]]:
+        """Hold up to ``limit`` pending shipments of ``store`` (ids above ``after``) while the block runs.
 
         The rows are locked (``FOR UPDATE``) in a transaction that lasts the
         block; another worker's claim skips them (``SKIP LOCKED``) instead of
@@ -80,7 +86,8 @@ class PostgresBook(sqlite_book.OrderBook):
         """
         with self.transaction() as c:
             rows = c.execute(
-                "SELECT * FROM outbox WHERE store = ? AND state = 'pending' ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
-                (store, limit),
+                "SELECT * FROM outbox WHERE store = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?"
+                " FOR UPDATE SKIP LOCKED",
+                (store, after, limit),
             ).fetchall()
             yield [outbox_entry(r) for r in rows]

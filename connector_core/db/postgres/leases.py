@@ -63,15 +63,22 @@ def _holder(conn: PgConnection, name: str) -> str:
     return str(row[0]) if row and row[0] else "unknown"
 
 
-def acquire(url: str, name: str, *, purpose: str, wait: float = 0.0, poll: float = 0.1) -> AdvisoryLease:
-    """Take store ``name``'s lock, waiting up to ``wait`` seconds; raise :class:`LeaseBusyError`."""
+def acquire(
+    url: str, name: str, *, purpose: str, wait: float = 0.0, poll: float = 0.1, shared: bool = False
+) -> AdvisoryLease:
+    """Take store ``name``'s lock, waiting up to ``wait`` seconds; raise :class:`LeaseBusyError`.
+
+    ``shared`` takes it in shared mode: any number of shared holders at once,
+    none while an exclusive holder has it (and the reverse).
+    """
+    take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
     owner = make_owner()
     conn = PgConnection(url)
     try:
         conn.execute("SELECT set_config('application_name', ?, false)", (f"{owner} {purpose}"[:63],))
         deadline = time.monotonic() + wait
         while True:
-            got = conn.execute("SELECT pg_try_advisory_lock(?, hashtext(?))", (LEASE_SPACE, name)).fetchone()
+            got = conn.execute(f"SELECT {take}(?, hashtext(?))", (LEASE_SPACE, name)).fetchone()
             if got[0]:
                 return AdvisoryLease(conn, name, owner)
             if time.monotonic() >= deadline:

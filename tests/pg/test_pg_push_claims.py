@@ -1,0 +1,68 @@
+"""Two pushers of one store on the PostgreSQL book share its outbox: each shipment claimed, sent and recorded once."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from connector_spartoo.sandbox.server import SpartooSandbox
+
+from connector_core.db import open_book
+from connector_core.db.postgres.book import PostgresBook
+from connector_core.errors import LeaseBusyError
+from connector_core.models import Shipment
+from connector_core.push.outbox import PushReport
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))  # the reliability tests' helpers
+
+from reliability_kit import STORE, engine_on
+
+
+def test_shared_push_leases_admit_each_other_and_keep_a_sync_out(book: PostgresBook, pg_url: str) -> None:
+    with open_book(pg_url) as other:
+        with book.lease("shop", purpose="push", shared=True), other.lease("shop", purpose="push", shared=True):
+            with pytest.raises(LeaseBusyError, match="push"), open_book(pg_url) as third:
+                third.lease("shop", purpose="sync")
+        with book.lease("shop", purpose="sync"), pytest.raises(LeaseBusyError, match="sync"):
+            other.lease("shop", purpose="push", shared=True)
+
+
+def test_two_pushers_at_once_send_every_shipment_exactly_once(pg_url: str) -> None:
+    with SpartooSandbox(orders=40, seed=8, sites=["com"], latency=30) as sandbox:
+        with open_book(pg_url) as book:
+            engine = engine_on(book, sandbox.settings())  # type: ignore[arg-type]
+            engine.sync(STORE)
+            keys = [o.order_key for o in book.iter_orders(STORE) if o.marketplace_status.code == "2"][:24]
+            for n, key in enumerate(keys):
+                shipment = Shipment(store=STORE, order_key=key, tracking_number=f"TRK-{n}", ship_date=datetime.now(UTC))
+                engine.record_shipment(shipment)
+        before = sandbox.counters()["requests_by_script"].get("xml_maj_orders.php", 0)
+        reports: list[PushReport] = []
+        errors: list[BaseException] = []
+        start = threading.Barrier(2, timeout=30)
+
+        def push() -> None:
+            try:
+                with open_book(pg_url) as own:
+                    pusher = engine_on(own, sandbox.settings())  # type: ignore[arg-type]
+                    start.wait()
+                    reports.append(pusher.push(STORE))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=push) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        assert sorted(r.pushed for r in reports) != [0, len(keys)]  # both pushed: neither waited for the other
+        assert sum(r.pushed for r in reports) == len(keys)
+        assert sandbox.counters()["requests_by_script"]["xml_maj_orders.php"] - before == len(keys)  # once each
+        with open_book(pg_url) as book:
+            assert {e.state for e in book.list_outbox(store=STORE)} == {"pushed"}
+            shipped = {o.order_key for o in book.iter_orders(STORE) if o.marketplace_status.code == "3"}
+        assert set(keys) <= shipped
