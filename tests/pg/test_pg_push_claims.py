@@ -22,10 +22,13 @@ from reliability_kit import STORE, engine_on
 
 
 def test_shared_push_leases_admit_each_other_and_keep_a_sync_out(book: PostgresBook, pg_url: str) -> None:
-    with open_book(pg_url) as other:
-        with book.lease("shop", purpose="push", shared=True), other.lease("shop", purpose="push", shared=True):
-            with pytest.raises(LeaseBusyError, match="push"), open_book(pg_url) as third:
-                third.lease("shop", purpose="sync")
+    with open_book(pg_url) as other, open_book(pg_url) as third:
+        with (
+            book.lease("shop", purpose="push", shared=True),
+            other.lease("shop", purpose="push", shared=True),
+            pytest.raises(LeaseBusyError, match="push"),
+        ):
+            third.lease("shop", purpose="sync")
         with book.lease("shop", purpose="sync"), pytest.raises(LeaseBusyError, match="sync"):
             other.lease("shop", purpose="push", shared=True)
 
