@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,8 +49,18 @@ def bazaar() -> Bazaar:
 
 
 @pytest.fixture
-def host(bazaar: Bazaar) -> PluginHost:
-    return PluginHost(get_plugin_manager(plugins=(bazaar,), load_entrypoints=False, disabled=()))
+def make_host() -> Callable[..., PluginHost]:
+    """Build a host from a fresh plugin manager holding only the given plugins (as in tests/core)."""
+
+    def build(*plugins: object) -> PluginHost:
+        return PluginHost(get_plugin_manager(plugins=plugins, load_entrypoints=False, disabled=()))
+
+    return build
+
+
+@pytest.fixture
+def host(make_host: Callable[..., PluginHost], bazaar: Bazaar) -> PluginHost:
+    return make_host(bazaar)
 
 
 @pytest.fixture
