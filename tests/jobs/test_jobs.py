@@ -175,3 +175,24 @@ def test_the_job_of_a_killed_worker_is_retried_by_another(queue_url: str, tmp_pa
             _, err = second.communicate(timeout=30)
         assert state == "succeeded", err.decode(errors="replace")[-2000:]
         _assert_same_as_an_inline_sync(db, settings, tmp_path)  # nothing lost or doubled by the kill
+
+
+def test_a_job_maps_in_its_workers_own_process_even_when_map_workers_are_asked_for(tmp_path: Path) -> None:
+    """A worker runs jobs in threads: a fork there would copy one thread only, so a job never forks map workers."""
+    probe = f"""
+from concurrent.futures import ThreadPoolExecutor
+from connector_core.db import OrderBook
+from connector_core.plugins import PluginHost, get_plugin_manager
+from connector_core.runtime import Runtime
+from connector_core.sync.runner import worker_count
+with OrderBook({str(tmp_path / "o.sqlite3")!r}) as book:
+    runtime = Runtime(PluginHost(get_plugin_manager(disabled=())), book)
+    alone = worker_count(runtime)  # a plain `sync`: nothing but the main thread
+    with ThreadPoolExecutor(1) as pool:  # as procrastinate runs a job's function
+        in_a_job = pool.submit(worker_count, runtime).result(timeout=30)
+print(alone, in_a_job)
+"""
+    env = {**os.environ, "CONNECTOR_HOST_WORKERS": "2"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2", "0"]
