@@ -129,3 +129,34 @@ def test_a_sync_job_stopped_by_the_quota_is_queued_again_for_the_next_window(que
     assert (waiting[0].minute, waiting[0].second) == (0, 0)  # ... for the next clock hour
     # nothing piles up meanwhile: the waiting sync holds the store's queueing lock
     assert "already waiting" in invoke(db, "sync", "--enqueue", "--queue", queue_url)
+
+
+def test_one_worker_with_concurrency_runs_two_stores_at_once(queue_url: str, tmp_path: Path) -> None:
+    """`worker --concurrency 2`: the syncs of two slow stores overlap in time (procrastinate's job events)."""
+    db = str(tmp_path / "orders.sqlite3")
+    with sandbox_server.SpartooSandbox(orders=60, sites=["com", "it", "es"], seed=9, latency=300) as sb:
+        for name in ("north", "south"):
+            path = tmp_path / f"{name}.json"
+            path.write_text(json.dumps({**sb.settings(), "initial_lookback_days": 40}), encoding="utf-8")
+            invoke(db, "stores", "add", "spartoo", "--name", name, "--settings", str(path))
+        invoke(db, "sync", "--enqueue", "--queue", queue_url)
+        worker = subprocess.Popen(
+            [EXE, "--db", db, "worker", "--queue", queue_url, "--concurrency", "2"], stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and [s for s, _ in _jobs(queue_url, "sync")] != ["succeeded"] * 2:
+                time.sleep(0.2)
+        finally:
+            worker.terminate()
+            _, err = worker.communicate(timeout=30)
+    assert [s for s, _ in _jobs(queue_url, "sync")] == ["succeeded"] * 2, err.decode(errors="replace")[-2000:]
+    with psycopg.connect(queue_url, connect_timeout=10) as conn:
+        spans = conn.execute(
+            "SELECT e.job_id, min(e.at) FILTER (WHERE e.type = 'started'),"
+            " max(e.at) FILTER (WHERE e.type = 'succeeded')"
+            " FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id"
+            " WHERE j.task_name = 'connector_core.sync_store' GROUP BY e.job_id ORDER BY e.job_id"
+        ).fetchall()
+    (_, start_a, end_a), (_, start_b, end_b) = spans
+    assert start_a < end_b and start_b < end_a  # the two syncs ran side by side
