@@ -245,6 +245,7 @@ def test_ten_workers_killed_mid_sync_and_mid_push_lose_and_double_nothing(
         by_id = {i: (status, attempts) for i, _, _, status, attempts, _ in final}
         assert all(by_id[job][0] == "succeeded" and by_id[job][1] >= 2 for _, job in killed), by_id  # retried, done
         assert store_locks(pg_server) == []  # no lease held by anyone once the workers are gone
+        assert query(pg_server, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
         assert query(queue_url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'") == [(0,)]
 
         # nothing lost, nothing doubled: the book holds each sandbox order once
