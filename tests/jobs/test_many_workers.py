@@ -23,16 +23,13 @@ from workerkit import (
     query,
     retry_dead,
     runs,
+    ship_all,
     store_lock_of,
     store_locks,
     wait_for,
 )
 
-from connector_core.db import open_book
-from connector_core.engine import Engine
 from connector_core.jobs import defer_push, defer_sync, make_app
-from connector_core.models import Shipment
-from connector_core.plugins import PluginHost, get_plugin_manager
 
 sandbox_server = pytest.importorskip("connector_spartoo.sandbox.server")
 pytestmark = pytest.mark.slow
@@ -119,24 +116,6 @@ def test_fifty_stores_over_three_workers_each_synced_alone_and_stored_once(
         assert store_locks(pg_server) == []  # every lease freed
 
 
-def _ship_all(book: str, store: str, tracking: str) -> dict[str, str]:
-    """A shipment in the outbox for each of the store's accepted orders; order key -> tracking number."""
-    engine = Engine(PluginHost(get_plugin_manager()), open_book(book))
-    try:
-        planned = {}
-        for order in engine.book.iter_orders(store):
-            if order.marketplace_status.code != "2":
-                continue
-            number = f"{tracking}-{order.order_number}"
-            engine.record_shipment(
-                Shipment(store=store, order_key=order.order_key, tracking_number=number, ship_date=datetime.now(UTC))
-            )
-            planned[order.order_key] = number
-        return planned
-    finally:
-        engine.book.close()
-
-
 def _kill_mid_job(book: str, queue: str, store: str, kind: str, progress: object, log: Path) -> tuple[int | None, str]:
     """Start a worker, wait for its ``kind`` job to run and make progress, SIGKILL it; the job killed, if any.
 
@@ -218,7 +197,7 @@ def test_ten_workers_killed_mid_sync_and_mid_push_lose_and_double_nothing(
         planned: dict[str, str] = {}
 
         def more_shipments() -> None:
-            fresh = {k: v for k, v in _ship_all(book, store, f"T{len(killed)}").items() if k not in planned}
+            fresh = {k: v for k, v in ship_all(book, store, f"T{len(killed)}").items() if k not in planned}
             assert fresh, "no accepted order left to ship"
             planned.update(fresh)
             with app.open():

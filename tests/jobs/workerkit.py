@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,8 +26,11 @@ import psycopg
 from click.testing import CliRunner
 
 from connector_core.cli import App, build_cli, cli
+from connector_core.db import open_book
 from connector_core.db.postgres.leases import LEASE_SPACE
+from connector_core.engine import Engine
 from connector_core.jobs import make_app, retry_stalled
+from connector_core.models import Shipment
 from connector_core.plugins import PluginHost, get_plugin_manager
 
 EXE = str(Path(sys.executable).with_name("connector-host"))
@@ -180,3 +183,21 @@ def overlaps(history: Sequence[tuple[str, datetime, datetime | None, str]]) -> l
             if a_end is None or b_start <= a_end:
                 found.append(f"{store}: {a_start.isoformat()}..{a_end} and {b_start.isoformat()}..{b_end}")
     return found
+
+
+def ship_all(book: str, store: str, tracking: str) -> dict[str, str]:
+    """A shipment in the outbox for each of the store's accepted orders; order key -> tracking number."""
+    engine = Engine(PluginHost(get_plugin_manager()), open_book(book))
+    try:
+        planned = {}
+        for order in engine.book.iter_orders(store):
+            if order.marketplace_status.code != "2":
+                continue
+            number = f"{tracking}-{order.order_number}"
+            engine.record_shipment(
+                Shipment(store=store, order_key=order.order_key, tracking_number=number, ship_date=datetime.now(UTC))
+            )
+            planned[order.order_key] = number
+        return planned
+    finally:
+        engine.book.close()
