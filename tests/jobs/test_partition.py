@@ -2,7 +2,9 @@
 
 The worker runs in a network namespace of its own, joined to the host by a
 veth pair; the PostgreSQL cluster and the Spartoo sandbox listen on the
-host end as well as on loopback. Taking the link down is a partition, not a
+host end as well as on loopback (inside the namespace a small forwarder,
+``tcpforward.py``, gives the sandbox a loopback address, as the host speaks
+plain HTTP to loopback only). Taking the link down is a partition, not a
 crash: the worker's process lives on, its TCP connections simply go silent.
 The server's keepalive settings (a second idle, a second between probes,
 two probes) make it notice the dead peer within seconds and end those
@@ -10,7 +12,11 @@ sessions, and with them the session-level advisory lock that is the
 store's lease. The job is then put back in the queue and done by a worker
 on the host, and the book holds each order once.
 
-Needs root (or CAP_NET_ADMIN) for ``ip netns``; skipped with the reason otherwise.
+The last test ends the lease's session alone, the worker's other
+connections untouched, and finds that the worker does not notice (an
+expected failure: see its reason).
+
+The partition needs root (or CAP_NET_ADMIN) for ``ip netns``; skipped with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -218,6 +224,8 @@ def test_a_partitioned_worker_loses_its_lease_and_another_finishes_its_sync(
                 return asyncio.run(retry())
 
             assert wait_for("the cut-off worker's job to count as stalled", retried, STALE + 40, poll=1) == [job]
+            kept = len(book_orders(book).get(store, []))
+            assert kept > 0  # the cut-off worker had stored its page: the rescuer goes on from there
             rescuer = Worker(book, queue, tmp_path / "rescuer.log")
             wait_for(
                 "the second worker to finish the sync",
@@ -230,6 +238,9 @@ def test_a_partitioned_worker_loses_its_lease_and_another_finishes_its_sync(
             cut_off.kill()
 
         assert book_orders(book)[store] == sorted(sb.expected_orders())  # each order once
+        # the accepts cut off in flight were not sent again by the rescuer: one request per change, one at most
+        accepts = [(int(o["update_requests"]), int(o["update_count"])) for o in sb.orders()]
+        assert all(sent == changed <= 1 for sent, changed in accepts), accepts
         assert [(s, a) for i, _, _, s, a, _ in jobs(queue) if i == job] == [("succeeded", 2)]
         assert store_locks(server) == []
         history = query(book, "SELECT state FROM runs WHERE store = %s AND kind = 'sync' ORDER BY id", (store,))
