@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,11 +39,25 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def cluster(*, durable: bool = False) -> Iterator[str]:
+def cluster(
+    *,
+    durable: bool = False,
+    listen: Sequence[str] = (),
+    hba: Sequence[str] = (),
+    settings: Mapping[str, str | int] | None = None,
+    max_connections: int = 60,
+) -> Iterator[str]:
     """A superuser URL of a running server, for the duration of the block.
 
     Tests run it with ``fsync`` off (nothing is kept); ``durable`` keeps
     PostgreSQL's own default, so a benchmark compares like with like.
+
+    The URL is always on 127.0.0.1. ``listen`` adds addresses the server
+    listens on too (on the same port) and ``hba`` lines appended to its
+    ``pg_hba.conf`` let clients from there in, so a test can reach it from
+    another network namespace. ``settings`` are more ``-c name=value``
+    server settings (keepalives, timeouts). With ``$CONNECTOR_HOST_TEST_PG``
+    set, that server is used as it is, and these options are not applied.
     """
     if os.environ.get(ENV):
         yield os.environ[ENV]
@@ -58,7 +72,12 @@ def cluster(*, durable: bool = False) -> Iterator[str]:
     port = _free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]), **run)
-    opts = f"-h 127.0.0.1 -p {port} -k {sock} -c max_connections=60" + ("" if durable else " -c fsync=off")
+    if hba:
+        with open(data / "pg_hba.conf", "a", encoding="utf-8") as conf:
+            conf.write("".join(f"{line}\n" for line in hba))
+    hosts = ",".join(["127.0.0.1", *listen])
+    opts = f"-h {hosts} -p {port} -k {sock} -c max_connections={max_connections}" + ("" if durable else " -c fsync=off")
+    opts += "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
     subprocess.run(
         _as_postgres(
             [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "-t", "60", "start"]
