@@ -105,16 +105,21 @@ def add_job_commands(group: click.Group) -> None:
     @QUEUE_OPTION
     @pass_app
     def jobs_enqueue_due(app: App, queue: str | None) -> None:
-        """Queue a sync of each store that is due (schedule.sync_interval), most out-of-date first.
+        """Queue a sync of each store that is due (schedule.sync_interval), most out-of-date first, and a
+        push of each store with shipments waiting.
 
         Workers do this every minute on their own; this command does it once (from cron, or by hand).
         """
         from connector_core.jobs import enqueue_due
+        from connector_core.jobs.queue import enqueue_pending_pushes
 
         papp = queue_app(app, queue)
         with papp.open():
             queued = enqueue_due(papp, app.db)
+            pushes = enqueue_pending_pushes(papp, app.db)
         out(f"queued a sync of {len(queued)} store(s){': ' + ', '.join(queued) if queued else ''}")
+        if pushes:
+            out(f"queued a push of {len(pushes)} store(s) with shipments waiting: {', '.join(pushes)}")
 
 
 @hookimpl

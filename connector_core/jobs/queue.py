@@ -114,8 +114,11 @@ def make_app(url: str, book: str | None = None) -> Any:
     @app.periodic(cron="* * * * *")
     @app.task(name=DUE_TASK, queueing_lock=DUE_TASK, pass_context=False)
     async def enqueue_due_stores(timestamp: int) -> list[str]:
-        """Every minute, in whichever worker takes it: queue a sync of each store that is due."""
-        return await enqueue_due_async(app, book)
+        """Every minute, in whichever worker takes it: queue a sync of each store that is due, and a push
+        of each store with shipments waiting."""
+        syncs = await enqueue_due_async(app, book)
+        pushes = await enqueue_pending_pushes_async(app, book)
+        return [f"sync:{s}" for s in syncs] + [f"push:{s}" for s in pushes]
 
     return app
 
@@ -133,6 +136,39 @@ def _due(book_target: str | None) -> list[str]:
         return schedule.due_stores(book, default_interval=WORKER_INTERVAL)
     finally:
         book.close()
+
+
+def _with_pending_shipments(book_target: str | None) -> list[str]:
+    from connector_core.db import open_book
+
+    book = open_book(book_target)
+    try:
+        return [s.name for s in book.list_stores() if book.has_pending_shipments(s.name)]
+    finally:
+        book.close()
+
+
+def enqueue_pending_pushes(app: Any, book_target: str | None) -> list[str]:
+    """Queue a push of every store whose outbox holds pending shipments; the stores queued.
+
+    What a push left pending (a transient failure, a lost lease, a worker
+    that died mid-push) is so picked up again without anyone asking; a push
+    already waiting (one queued for the end of a quota block among them)
+    keeps its place.
+    """
+    return [store for store in _with_pending_shipments(book_target) if defer_push(app, store) is not None]
+
+
+async def enqueue_pending_pushes_async(app: Any, book_target: str | None) -> list[str]:
+    """:func:`enqueue_pending_pushes` for the workers' periodic task."""
+    queued = []
+    for store in _with_pending_shipments(book_target):
+        try:
+            await app.tasks[PUSH_TASK].configure(lock=store, queueing_lock=f"push:{store}").defer_async(store=store)
+        except pexc.AlreadyEnqueued:
+            continue
+        queued.append(store)
+    return queued
 
 
 def enqueue_due(app: Any, book_target: str | None) -> list[str]:

@@ -76,3 +76,33 @@ def test_a_store_is_queued_again_once_its_interval_has_passed(queue_url: str, tm
     later = datetime.now(UTC) + timedelta(hours=2)
     with OrderBook(db) as book:
         assert schedule.due_stores(book, later, default_interval=300) == ["old", "fresh", "often"]
+
+
+def test_stores_with_shipments_waiting_get_a_push_queued_once(queue_url: str, tmp_path: Path) -> None:
+    """A shipment a push left pending (a transient failure, a lost lease) is queued again by the schedule."""
+    import sys
+    from datetime import UTC, datetime
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+    from test_core_order_book import _orders
+
+    from connector_core.jobs.queue import enqueue_pending_pushes, enqueue_pending_pushes_async
+    from connector_core.models import Shipment
+
+    db = tmp_path / "orders.sqlite3"
+    with OrderBook(db) as book:
+        book.add_store("shop", "bazaar", {"token": "t"})
+        book.add_store("idle", "bazaar", {"token": "t"})
+        book.save_page("shop", _orders([1]), cursor={"seq": 1})
+        book.add_shipment(Shipment(store="shop", order_key="BZ0001", tracking_number="T1", ship_date=datetime.now(UTC)))
+    app = make_app(queue_url, str(db))
+    with app.open():
+        assert enqueue_pending_pushes(app, str(db)) == ["shop"]
+        assert enqueue_pending_pushes(app, str(db)) == []  # one waits already
+        assert [(j.kind, j.store) for j in list_jobs(app)] == [("push", "shop")]
+
+    async def periodic() -> list[str]:
+        async with app.open_async():
+            return await enqueue_pending_pushes_async(app, str(db))
+
+    assert asyncio.run(periodic()) == []  # the workers' form sees the same waiting job

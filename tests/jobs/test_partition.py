@@ -247,12 +247,6 @@ def test_a_partitioned_worker_loses_its_lease_and_another_finishes_its_sync(
         assert history[-1] == ("done",)  # the rescuer's run; the cut-off one never got to write its end
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AdvisoryLease.check() looks only at its psycopg connection's closed flag, which stays False while"
-    " the connection sits unused: a lease whose session the server ended (its advisory lock freed, perhaps"
-    " taken by another host) is never seen as lost, and the push goes on to the end",
-)
 def test_a_worker_whose_lease_session_ends_stops_pushing_that_store(
     pg_server: str, queue_url: str, tmp_path: Path
 ) -> None:

@@ -136,10 +136,10 @@ class PgCursor:
 class PgConnection:
     """One autocommit psycopg connection, spoken to like the ``sqlite3`` connection the book uses."""
 
-    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, *, connect_timeout: int = 10, options: dict[str, Any] | None = None) -> None:
         self.url = url
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout, **(options or {}))
         except psycopg.Error as exc:
             detail = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             raise StoreError(f"cannot connect to the order book at {mask_url(url)}: {detail}") from None

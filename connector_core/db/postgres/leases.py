@@ -9,6 +9,7 @@ thread. The busy message names the holder through ``application_name``.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from types import TracebackType
 
@@ -18,6 +19,9 @@ from connector_core.errors import LeaseBusyError, StoreError
 
 log = logging.getLogger(__name__)
 LEASE_SPACE = 0x6C65  # first key of every store lease (the second: hashtext(store))
+LEASE_TCP = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+             "tcp_user_timeout": 10_000}  # fmt: skip
+"""libpq settings of a lease's connection: a server that went away is noticed within about 10 s."""
 
 
 class AdvisoryLease:
@@ -33,9 +37,23 @@ class AdvisoryLease:
         return f"AdvisoryLease(name={self.name!r}, owner={self.owner!r}, lost={self.lost})"
 
     def check(self) -> None:
-        """Raise :class:`StoreError` if the connection holding the lock is gone (the lock with it)."""
+        """Raise :class:`StoreError` if the session holding the lock is gone (the lock with it).
+
+        The connection sits idle while the lock is held, so its client side
+        learns nothing of a session the server ended (an administrator, an
+        ``idle_session_timeout``, a NAT that dropped it): each check asks the
+        server (one round trip, where a push makes two to the marketplace; a
+        dead link is bounded by the connection's TCP timeouts). A
+        session-level advisory lock lives as long as its session, so an
+        answer means the lock is still held.
+        """
         if self._conn.closed:
             self.lost = True
+        elif not self.lost:
+            try:
+                self._conn.execute("SELECT 1").fetchone()
+            except sqlite3.Error:  # the adapter's form of psycopg's errors
+                self.lost = True
         if self.lost:
             raise StoreError(
                 f"the lease on {self.name!r} was lost (its connection to the order book ended): "
@@ -73,7 +91,7 @@ def acquire(
     """
     take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
     owner = make_owner()
-    conn = PgConnection(url)
+    conn = PgConnection(url, options=LEASE_TCP)
     try:
         conn.execute("SELECT set_config('application_name', ?, false)", (f"{owner} {purpose}"[:63],))
         deadline = time.monotonic() + wait
