@@ -192,6 +192,21 @@ class HistoryTables:
                 (state, now_iso(), error, None if cursor is None else dumps(cursor), *counts.values(), run_id),
             )
 
+    def close_abandoned_runs(self, kind: str, store: str, keep: int) -> int:
+        """End as ``interrupted`` every other ``kind`` run of ``store`` still marked running; how many.
+
+        Called by a run that holds the store's exclusive lease: no other
+        process can be running that work then, so such a row was left by one
+        that was killed or cut off before it could record its end.
+        """
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE runs SET state = 'interrupted', ended_at = ?, error = ?"
+                " WHERE kind = ? AND store = ? AND state = 'running' AND id != ?",
+                (now_iso(), "its process ended before the run did (killed, or cut off)", kind, store, keep),
+            )
+            return int(cur.rowcount)
+
     def get_run(self, run_id: int) -> RunRecord:
         """One run; :class:`StoreError` if the id is unknown."""
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -115,6 +115,7 @@ def sync_store(
             history.recording(runtime.book, "sync", store_name, history.sites_of(store.settings)) as run,
             runtime.book.lease(store_name, purpose="sync", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease,
         ):
+            runtime.book.close_abandoned_runs("sync", store_name, keep=run.id)  # the lease is ours alone
 
             def track(report: SyncReport) -> None:
                 _count(run, report)

@@ -251,3 +251,17 @@ def test_already_applied_with_another_tracking_number_is_a_conflict(
     report = engine.push("shop")
     assert (report.pushed, report.conflicts) == (0, 1)
     assert book.get_shipment(second).state == "conflict"
+
+
+def test_a_run_left_running_by_a_dead_process_is_ended_by_the_next_one(engine: Engine, book: OrderBook) -> None:
+    """A killed host leaves its runs row "running"; the next sync (or push) of the store, holding its lease, ends it."""
+    dead_sync = book.start_run("sync", "shop")
+    engine.sync("shop")
+    engine.record_shipment(_ship("BZ0001"))
+    dead_push = book.start_run("push", "shop")
+    engine.push("shop")
+    for dead in (dead_sync, dead_push):
+        left = book.get_run(dead)
+        assert (left.state, left.ended_at is not None) == ("interrupted", True)
+        assert "killed, or cut off" in (left.error or "")
+    assert {r.state for r in book.list_runs(store="shop").rows if r.id not in (dead_sync, dead_push)} == {"done"}

@@ -244,7 +244,8 @@ def test_a_partitioned_worker_loses_its_lease_and_another_finishes_its_sync(
         assert [(s, a) for i, _, _, s, a, _ in jobs(queue) if i == job] == [("succeeded", 2)]
         assert store_locks(server) == []
         history = query(book, "SELECT state FROM runs WHERE store = %s AND kind = 'sync' ORDER BY id", (store,))
-        assert history[-1] == ("done",)  # the rescuer's run; the cut-off one never got to write its end
+        # the rescuer's run is done; the cut-off one, which never got to write its end, was ended by it
+        assert history[-2:] == [("interrupted",), ("done",)]
 
 
 def test_a_worker_whose_lease_session_ends_stops_pushing_that_store(

@@ -75,6 +75,15 @@ class PostgresBook(sqlite_book.OrderBook):
         """
         return leases.acquire(self.url, f"store:{store}", purpose=purpose, wait=wait, shared=shared)
 
+    def lease_holders(self, store: str) -> int:
+        """How many sessions hold ``store``'s lease now (shared pushers count one each)."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = ?"
+            " AND objid = hashtext(?)::oid",
+            (leases.LEASE_SPACE, f"store:{store}"),
+        ).fetchone()
+        return int(row[0])
+
     @contextmanager
     def claim_shipments(self, store: str, limit: int = 50, *, after: int = 0) -> Iterator[list[OutboxEntry]]:
         """Hold up to ``limit`` pending shipments of ``store`` (ids above ``after``) while the block runs.
