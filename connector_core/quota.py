@@ -164,7 +164,12 @@ class Ledger:
         return f"Ledger({self.marketplace!r}, partner={self.partner!r}, limit={self.limit})"
 
     def __call__(self) -> None:
-        """Take one request; raise :class:`QuotaError` (with the wait until one is free) when none is left."""
+        """Take one request; when none is left, block the partner until one is and raise that :class:`QuotaError`.
+
+        The block is recorded here, with the exact end of the window (an
+        aligned window reopens at its end; a rolling one lets one request in
+        once one has drained), so every process sees the same moment.
+        """
         model = self._model
         now = time.time()
         with self._lock:
@@ -180,14 +185,19 @@ class Ledger:
                 now=now,
             ):
                 return
-        # an aligned window reopens at its end; from a rolling one, one request drains meanwhile
-        wait = model.window_seconds - now % model.window_seconds if model.aligned else model.window_seconds / self.limit
-        span = "hour" if model.window_seconds == 3600 else f"{model.window_seconds} s"
-        raise QuotaError(
-            f"{self._title}: the {self.limit} requests per {span} set for this partner"
-            f" ({model.requests_setting}) are used up",
-            retry_after=wait,
-        )
+            if model.aligned:
+                end = now - now % model.window_seconds + model.window_seconds
+                until = datetime.fromtimestamp(round(end), UTC)
+            else:
+                until = datetime.fromtimestamp(now + model.window_seconds / self.limit, UTC)
+            span = "hour" if model.window_seconds == 3600 else f"{model.window_seconds} s"
+            message = (
+                f"{self._title}: the {self.limit} requests per {span} set for this partner"
+                f" ({model.requests_setting}) are used up"
+            )
+            self._book.block_quota(self.marketplace, self.partner, until, message)
+        log.warning("quota used up until %s: %s", clock_time(until), message)
+        raise QuotaError(message, retry_after=max(0.0, until.timestamp() - now), until=until)
 
     def close(self) -> None:
         """Close the ledger's connection (a new one opens if the store makes another request)."""

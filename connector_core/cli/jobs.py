@@ -85,8 +85,8 @@ def add_job_commands(group: click.Group) -> None:
         elif lines:
             table(
                 None,
-                ["ID", "KIND", "STORE", "STATE", "ATTEMPTS"],
-                [[j.id, j.kind, j.store, j.state, j.attempts] for j in lines],
+                ["ID", "KIND", "STORE", "STATE", "ATTEMPTS", "NOT BEFORE"],
+                [[j.id, j.kind, j.store, j.state, j.attempts, j.not_before or ""] for j in lines],
             )
         else:
             out("no jobs")

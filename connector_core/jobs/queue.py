@@ -271,6 +271,17 @@ class JobLine:
     store: str
     state: str
     attempts: int
+    not_before: str | None = None
+    """When a waiting job may start (ISO, UTC), if it was queued for later (the end of a quota block)."""
+
+
+def _later(when: Any) -> str | None:
+    """``when`` (a job's ``scheduled_at``) as ISO UTC, if it is still ahead."""
+    from datetime import UTC, datetime
+
+    if when is None or when <= datetime.now(UTC):
+        return None
+    return str(when.astimezone(UTC).isoformat(timespec="seconds"))
 
 
 def list_jobs(app: Any, state: str | None = None) -> list[JobLine]:
@@ -286,6 +297,7 @@ def list_jobs(app: Any, state: str | None = None) -> list[JobLine]:
                 store=str(job.task_kwargs.get("store", "")),
                 state=str(getattr(job.status, "value", job.status)),
                 attempts=int(job.attempts or 0),
+                not_before=_later(job.scheduled_at),
             )
         )
     return sorted(lines, key=lambda j: j.id)

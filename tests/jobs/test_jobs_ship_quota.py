@@ -127,6 +127,8 @@ def test_a_sync_job_stopped_by_the_quota_is_queued_again_for_the_next_window(que
     assert jobs[0][0] == "succeeded" and len(waiting) == 1  # the sync ran, and one more waits ...
     assert waiting[0] is not None and waiting[0] > datetime.now(UTC)
     assert (waiting[0].minute, waiting[0].second) == (0, 0)  # ... for the next clock hour
+    listed = [j for j in json.loads(invoke(db, "jobs", "list", "--json", "--queue", queue_url)) if j["state"] == "todo"]
+    assert [datetime.fromisoformat(j["not_before"]) for j in listed] == [waiting[0]]  # the operator sees when
     # nothing piles up meanwhile: the waiting sync holds the store's queueing lock
     assert "already waiting" in invoke(db, "sync", "--enqueue", "--queue", queue_url)
 
