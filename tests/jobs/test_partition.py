@@ -13,8 +13,8 @@ store's lease. The job is then put back in the queue and done by a worker
 on the host, and the book holds each order once.
 
 The last test ends the lease's session alone, the worker's other
-connections untouched, and finds that the worker does not notice (an
-expected failure: see its reason).
+connections untouched: the worker's next lease check asks the server, finds
+the session gone and stops the push with at most the shipment in hand sent.
 
 The partition needs root (or CAP_NET_ADMIN) for ``ip netns``; skipped with the reason otherwise.
 """
