@@ -140,8 +140,22 @@ def _book_path(ctx: click.Context) -> Path:
     return Path(db).expanduser() if db else default_db_path()
 
 
+def _server_store_names(url: str) -> list[str]:
+    """The store names of a PostgreSQL book, read in one bounded query (nothing if it cannot be read)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
+            return [str(r[0]) for r in conn.execute("SELECT name FROM stores ORDER BY name")]
+    except Exception:
+        return []
+
+
 def complete_stores(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """Shell completion of store names, read from the order book without creating or changing it."""
+    db = ctx.find_root().params.get("db")
+    if is_db_url(db):
+        return [n for n in _server_store_names(str(db)) if n.startswith(incomplete)]
     path = _book_path(ctx)
     if not path.is_file():
         return []

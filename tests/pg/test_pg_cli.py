@@ -62,3 +62,29 @@ def test_bad_url_is_one_line_without_the_password(pg_server: str) -> None:
         out.strip().startswith("error: cannot connect to the order book at postgresql://postgres:***@")
         and len(out.strip().splitlines()) == 1
     )
+
+
+def test_shell_completion_reads_store_names_from_the_postgresql_book(pg_url: str) -> None:
+    """`--db postgresql://...`: bash completion of --store lists the server book's stores (as it does a file's)."""
+    import os
+    import subprocess
+    import sys
+
+    from connector_core.db import open_book
+
+    with open_book(pg_url) as book:
+        book.add_store("north", "spartoo", {"partner_id": "P"})
+        book.add_store("south", "spartoo", {"partner_id": "P"})
+    words = f"connector-host --db {pg_url} sync --store "
+    env = {**os.environ, "_CONNECTOR_HOST_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": "5"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from connector_core.cli import main; main()"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["plain,north", "plain,south"], done.stderr
+    env["COMP_WORDS"] = words.replace(pg_url, "postgresql://nobody@127.0.0.1:1/none")  # unreachable: nothing offered
+    done = subprocess.run(
+        [sys.executable, "-c", "from connector_core.cli import main; main()"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.stdout.strip(), done.returncode) == ("", 0) and "Traceback" not in done.stderr
