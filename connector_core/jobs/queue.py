@@ -159,16 +159,21 @@ def enqueue_pending_pushes(app: Any, book_target: str | None) -> list[str]:
     return [store for store in _with_pending_shipments(book_target) if defer_push(app, store) is not None]
 
 
-async def enqueue_pending_pushes_async(app: Any, book_target: str | None) -> list[str]:
-    """:func:`enqueue_pending_pushes` for the workers' periodic task."""
+async def _defer_each_async(app: Any, task_name: str, kind: str, stores: list[str]) -> list[str]:
+    """Queue a ``kind`` job of each store with procrastinate's async API; the stores queued (not those waiting)."""
     queued = []
-    for store in _with_pending_shipments(book_target):
+    for store in stores:
         try:
-            await app.tasks[PUSH_TASK].configure(lock=store, queueing_lock=f"push:{store}").defer_async(store=store)
+            await app.tasks[task_name].configure(lock=store, queueing_lock=f"{kind}:{store}").defer_async(store=store)
         except pexc.AlreadyEnqueued:
             continue
         queued.append(store)
     return queued
+
+
+async def enqueue_pending_pushes_async(app: Any, book_target: str | None) -> list[str]:
+    """:func:`enqueue_pending_pushes` for the workers' periodic task."""
+    return await _defer_each_async(app, PUSH_TASK, "push", _with_pending_shipments(book_target))
 
 
 def enqueue_due(app: Any, book_target: str | None) -> list[str]:
@@ -182,14 +187,7 @@ def enqueue_due(app: Any, book_target: str | None) -> list[str]:
 
 async def enqueue_due_async(app: Any, book_target: str | None) -> list[str]:
     """:func:`enqueue_due` for the workers' periodic task (procrastinate's async API)."""
-    queued = []
-    for store in _due(book_target):
-        try:
-            await app.tasks[SYNC_TASK].configure(lock=store, queueing_lock=f"sync:{store}").defer_async(store=store)
-        except pexc.AlreadyEnqueued:
-            continue
-        queued.append(store)
-    return queued
+    return await _defer_each_async(app, SYNC_TASK, "sync", _due(book_target))
 
 
 STALLED_AFTER = 30.0
