@@ -1,0 +1,259 @@
+"""Syncs as background jobs: N one-site stores worked by 1, 2 and 4 ``connector-host worker`` processes.
+
+    .venv/bin/python bench/workers.py [--stores 1000] [--workers 1,2,4] [--orders 20] [--latency 50]
+
+One Spartoo sandbox (its own process, ``--latency`` ms on every request)
+serves every store: it knows one partner ID per store, so the stores are
+separate accounts of one server rather than a thousand servers. The book and
+the job queue share one PostgreSQL database (a throwaway cluster with
+``fsync`` on, or the server at ``--pg``); each worker count gets a fresh
+database. The workers are started and idle before ``sync --enqueue`` queues
+one job per store; the wall time runs from the first job's ``deferred`` event
+to the last job's ``succeeded`` event, as procrastinate records them.
+
+Each worker runs ``--concurrency 1`` (the default): one job at a time, so a
+run's wall time against its ideal shows what the queue and a job's own work
+add to the sandbox's latency, and 1 -> 4 workers shows how far processes
+scale that on this machine. The ideal is the latency a store sync cannot
+avoid (its requests, counted by the sandbox, times ``--latency``), times the
+stores, over the workers.
+
+A run only counts if every store holds exactly the sandbox's valid orders of
+its site, each once; otherwise the script says which and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from common import process_cpu
+from pgcluster import ENV, cluster, new_database
+from scenarios import admin, sandbox_process, store_settings
+
+SITE = "com"
+CLI = [sys.executable, "-c", "from connector_core.cli import main; main()"]
+WAIT_LIMIT = 3600.0
+"""Seconds a run may take before the bench gives up on it (every wait is bounded)."""
+
+
+def _cli(db: str, *args: str) -> None:
+    proc = subprocess.run([*CLI, "--db", db, *args], capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode:
+        raise SystemExit(f"connector-host {' '.join(args[:2])} failed: {proc.stderr.strip()[-500:]}")
+
+
+def _pg_cpu(server: str) -> float:
+    """CPU seconds of the PostgreSQL server at ``server``: its postmaster, the backends it reaped, those alive.
+
+    Backends end with their connection (a job's book connection lives one
+    job), so their time is read back from the postmaster's reaped children.
+    """
+    port = server.rsplit(":", 1)[1].split("/")[0]
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            stat = (proc / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/postgres") and port.encode() in argv and stat[1] != proc.name:
+            own = sum(int(v) for v in stat[11:15]) / tick  # utime, stime, cutime, cstime
+            return own + sum(process_cpu(pid) for pid in _children(int(proc.name)))
+    return 0.0
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if int((proc / "stat").read_text().rpartition(")")[2].split()[1]) == parent:
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+def _wait(what: str, done: Any, limit: float = WAIT_LIMIT, every: float = 0.25) -> None:
+    deadline = time.monotonic() + limit
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gave up after {limit:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+SYNC = "'connector_core.sync_store'"
+
+
+def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, concurrency: int) -> dict[str, Any]:
+    """Queue a sync of every store for ``workers`` idle workers; figures of the run, or SystemExit."""
+    from connector_core.db import open_book
+
+    db = new_database(server)
+    open_book(db).close()  # the book's tables, before the workers read them
+    _cli(db, "jobs", "init")
+    env = {**os.environ, "CONNECTOR_HOST_WORKERS": "0"}  # small syncs map in process anyway; say so
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the workers' stderr, shown if a job fails; closed below
+    procs = [
+        subprocess.Popen(
+            [*CLI, "--db", db, "worker", "--concurrency", str(concurrency)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        for _ in range(workers)
+    ]
+    try:
+        _wait(f"{workers} workers to start", lambda: _query(db, "SELECT count(*) FROM procrastinate_workers")[0][0]
+              >= workers, limit=120)  # fmt: skip
+        cpu0 = {p.pid: process_cpu(p.pid) for p in procs}
+        pg0, sb0 = _pg_cpu(server), process_cpu(sandbox["pid"])
+        requests0 = admin(sandbox["url"], "counters")["requests"]
+        # the stores come once the workers run: the workers' own schedule (a periodic task each minute) may
+        # queue some of them first, which is as good as ``sync --enqueue`` (a store never has two waiting)
+        with open_book(db) as book:
+            for i, partner in enumerate(sandbox["partner_ids"][:stores]):
+                # a day between syncs: the workers' own schedule queues no second sync during the run
+                book.add_store(
+                    f"store-{i:04d}",
+                    "spartoo",
+                    store_settings(sandbox["url"], partner, (SITE,)),
+                    store_settings={"schedule": {"sync_interval": 86400}},
+                )
+        _cli(db, "sync", "--enqueue")
+        remaining = f"SELECT count(*) FROM procrastinate_jobs WHERE task_name = {SYNC} AND status IN ('todo', 'doing')"
+        _wait("the sync jobs", lambda: _query(db, remaining)[0][0] == 0)
+        worker_cpu = sum(process_cpu(p.pid) - cpu0[p.pid] for p in procs)
+        pg_cpu, sandbox_cpu = _pg_cpu(server) - pg0, process_cpu(sandbox["pid"]) - sb0
+        requests = admin(sandbox["url"], "counters")["requests"] - requests0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.seek(0)
+        errors = log.read().decode(errors="replace").strip()
+        log.close()
+    (jobs, ok, first, last), = _query(
+        db,
+        "SELECT count(*), count(*) FILTER (WHERE j.status = 'succeeded'),"
+        " (SELECT min(at) FROM procrastinate_events e JOIN procrastinate_jobs j2 ON j2.id = e.job_id"
+        f"   WHERE e.type = 'deferred' AND j2.task_name = {SYNC}),"
+        " (SELECT max(at) FROM procrastinate_events e JOIN procrastinate_jobs j2 ON j2.id = e.job_id"
+        f"   WHERE e.type = 'succeeded' AND j2.task_name = {SYNC})"
+        f" FROM procrastinate_jobs j WHERE j.task_name = {SYNC}",
+    )  # fmt: skip
+    if ok != jobs or jobs < stores:
+        raise SystemExit(
+            f"{workers} workers: {jobs - ok} of {jobs} sync jobs did not succeed (or too few jobs)\n{errors[-2000:]}"
+        )
+    _check_book(db, sandbox, stores, workers)
+    return {
+        "workers": workers,
+        "jobs": jobs,
+        "wall": (last - first).total_seconds(),
+        "requests": requests,
+        "worker_cpu": worker_cpu,
+        "pg_cpu": pg_cpu,
+        "sandbox_cpu": sandbox_cpu,
+    }
+
+
+def _check_book(db: str, sandbox: dict[str, Any], stores: int, workers: int) -> None:
+    """Every store holds each of the sandbox's valid orders of the site exactly once (or SystemExit)."""
+    expected = sorted(o["order_key"] for o in admin(sandbox["url"], f"orders?site={SITE}") if o["valid"])
+    rows = _query(db, "SELECT s.name, count(o.order_key), count(DISTINCT o.order_key) FROM stores s"
+                      " LEFT JOIN orders o ON o.store = s.name GROUP BY s.name")  # fmt: skip
+    bad = [r for r in rows if not r[1] == r[2] == len(expected)]
+    if len(rows) != stores or bad:
+        raise SystemExit(
+            f"{workers} workers: the book is wrong ({len(rows)} stores; {len(bad)} without exactly the"
+            f" {len(expected)} orders once each, e.g. {bad[:3]})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stores", type=int, default=1000)
+    parser.add_argument("--workers", default="1,2,4", help="worker process counts, comma-separated")
+    parser.add_argument("--concurrency", type=int, default=1, help="jobs each worker runs at once")
+    parser.add_argument("--orders", type=int, default=20, help="orders in the sandbox (every store sees them all)")
+    parser.add_argument("--latency", type=float, default=50.0, help="sandbox latency per request, ms")
+    parser.add_argument("--pg", default=None, help="a PostgreSQL server URL (default: a throwaway cluster)")
+    args = parser.parse_args(argv)
+    counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    if args.stores < 1 or not counts or min(counts) < 1:
+        parser.error("--stores and every --workers count must be whole numbers >= 1")
+    if args.pg:
+        os.environ[ENV] = args.pg
+    runs = []
+    with (
+        sandbox_process(orders=args.orders, latency_ms=args.latency, partners=args.stores, sites=(SITE,)) as sb,
+        cluster(durable=True) as server,
+    ):
+        for workers in counts:
+            runs.append(one_run(server, sb, args.stores, workers, args.concurrency))
+            print(f"  {workers} workers: {runs[-1]['wall']:.1f} s", file=sys.stderr, flush=True)
+    _report(runs, args)
+    return 0
+
+
+def _report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The table, the 1 -> 4 scaling, and which of CPU or latency bounds the last run."""
+    cores = os.cpu_count() or 1
+    print(
+        f"{args.stores} stores x 1 site ({SITE}), {args.orders} orders each, sandbox latency {args.latency:g} ms,"
+        f" --concurrency {args.concurrency} per worker, {cores} cores"
+    )
+    head = ("workers", "jobs", "requests", "wall s", "ideal s", "wall/ideal", "stores/s",
+            "worker CPU s", "PG CPU s", "sandbox CPU s", "CPU s/wall s")  # fmt: skip
+    print(" | ".join(head))
+    for r in runs:
+        ideal = r["requests"] * args.latency / 1000 / (r["workers"] * args.concurrency)
+        cpu = r["worker_cpu"] + r["pg_cpu"] + r["sandbox_cpu"]
+        cells = (r["workers"], r["jobs"], r["requests"], f"{r['wall']:.1f}", f"{ideal:.1f}", f"{r['wall'] / ideal:.2f}",
+                 f"{args.stores / r['wall']:.1f}", f"{r['worker_cpu']:.1f}", f"{r['pg_cpu']:.1f}",
+                 f"{r['sandbox_cpu']:.1f}", f"{cpu / r['wall']:.2f}")  # fmt: skip
+        print(" | ".join(str(c) for c in cells))
+    by = {r["workers"]: r for r in runs}
+    if 1 in by and 4 in by:
+        print(f"scaling 1 -> 4 workers: t1/t4 = {by[1]['wall'] / by[4]['wall']:.2f} (linear: 4)")
+    last = runs[-1]
+    cpu_store = (last["worker_cpu"] + last["pg_cpu"] + last["sandbox_cpu"]) / args.stores
+    latency_store = last["requests"] / last["jobs"] * args.latency / 1000
+    cpu_cap = cores / cpu_store
+    latency_cap = last["workers"] * args.concurrency / (latency_store + cpu_store)
+    print(
+        f"per store sync: {cpu_store * 1000:.0f} ms CPU (worker + PostgreSQL + sandbox), {latency_store * 1000:.0f} ms"
+        f" of latency. {cores} cores cap the rate at {cpu_cap:.1f} stores/s; {last['workers']} worker(s) running one"
+        f" job at a time (CPU + latency each) at {latency_cap:.1f} stores/s:"
+        f" {'CPU' if cpu_cap < latency_cap else 'latency'} bounds it"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
