@@ -102,6 +102,9 @@ def _wait(what: str, done: Any, limit: float = WAIT_LIMIT, every: float = 0.25) 
 
 
 SYNC = "'connector_core.sync_store'"
+SETTLE = 3.0
+"""Seconds given to workers once registered: a worker registers before it listens for new jobs, and a job
+queued in between waits for its next poll (seconds), which would be charged to the run."""
 
 
 def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, concurrency: int) -> dict[str, Any]:
@@ -125,6 +128,7 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
     try:
         _wait(f"{workers} workers to start", lambda: _query(db, "SELECT count(*) FROM procrastinate_workers")[0][0]
               >= workers, limit=120)  # fmt: skip
+        time.sleep(SETTLE)
         cpu0 = {p.pid: process_cpu(p.pid) for p in procs}
         pg0, sb0 = _pg_cpu(server), process_cpu(sandbox["pid"])
         requests0 = admin(sandbox["url"], "counters")["requests"]
@@ -157,15 +161,14 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
         log.seek(0)
         errors = log.read().decode(errors="replace").strip()
         log.close()
-    (jobs, ok, first, last), = _query(
+    # the run's span as procrastinate's events record it: first job queued -> last job succeeded
+    ((jobs, ok, first, queued, started, last),) = _query(
         db,
-        "SELECT count(*), count(*) FILTER (WHERE j.status = 'succeeded'),"
-        " (SELECT min(at) FROM procrastinate_events e JOIN procrastinate_jobs j2 ON j2.id = e.job_id"
-        f"   WHERE e.type = 'deferred' AND j2.task_name = {SYNC}),"
-        " (SELECT max(at) FROM procrastinate_events e JOIN procrastinate_jobs j2 ON j2.id = e.job_id"
-        f"   WHERE e.type = 'succeeded' AND j2.task_name = {SYNC})"
-        f" FROM procrastinate_jobs j WHERE j.task_name = {SYNC}",
-    )  # fmt: skip
+        "SELECT count(DISTINCT j.id), count(DISTINCT j.id) FILTER (WHERE j.status = 'succeeded'),"
+        " min(e.at) FILTER (WHERE e.type = 'deferred'), max(e.at) FILTER (WHERE e.type = 'deferred'),"
+        " min(e.at) FILTER (WHERE e.type = 'started'), max(e.at) FILTER (WHERE e.type = 'succeeded')"
+        f" FROM procrastinate_jobs j JOIN procrastinate_events e ON e.job_id = j.id WHERE j.task_name = {SYNC}",
+    )
     if ok != jobs or jobs < stores:
         raise SystemExit(
             f"{workers} workers: {jobs - ok} of {jobs} sync jobs did not succeed (or too few jobs)\n{errors[-2000:]}"
@@ -175,6 +178,8 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
         "workers": workers,
         "jobs": jobs,
         "wall": (last - first).total_seconds(),
+        "queueing": (queued - first).total_seconds(),
+        "first_start": (started - first).total_seconds(),
         "requests": requests,
         "worker_cpu": worker_cpu,
         "pg_cpu": pg_cpu,
@@ -229,15 +234,15 @@ def _report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"{args.stores} stores x 1 site ({SITE}), {args.orders} orders each, sandbox latency {args.latency:g} ms,"
         f" --concurrency {args.concurrency} per worker, {cores} cores"
     )
-    head = ("workers", "jobs", "requests", "wall s", "ideal s", "wall/ideal", "stores/s",
+    head = ("workers", "jobs", "requests", "queueing s", "1st start s", "wall s", "ideal s", "wall/ideal", "stores/s",
             "worker CPU s", "PG CPU s", "sandbox CPU s", "CPU s/wall s")  # fmt: skip
     print(" | ".join(head))
     for r in runs:
         ideal = r["requests"] * args.latency / 1000 / (r["workers"] * args.concurrency)
         cpu = r["worker_cpu"] + r["pg_cpu"] + r["sandbox_cpu"]
-        cells = (r["workers"], r["jobs"], r["requests"], f"{r['wall']:.1f}", f"{ideal:.1f}", f"{r['wall'] / ideal:.2f}",
-                 f"{args.stores / r['wall']:.1f}", f"{r['worker_cpu']:.1f}", f"{r['pg_cpu']:.1f}",
-                 f"{r['sandbox_cpu']:.1f}", f"{cpu / r['wall']:.2f}")  # fmt: skip
+        cells = [r["workers"], r["jobs"], r["requests"], f"{r['queueing']:.1f}", f"{r['first_start']:.2f}"]
+        cells += [f"{r['wall']:.1f}", f"{ideal:.1f}", f"{r['wall'] / ideal:.2f}", f"{args.stores / r['wall']:.1f}"]
+        cells += [f"{r[k]:.1f}" for k in ("worker_cpu", "pg_cpu", "sandbox_cpu")] + [f"{cpu / r['wall']:.2f}"]
         print(" | ".join(str(c) for c in cells))
     by = {r["workers"]: r for r in runs}
     if 1 in by and 4 in by:
