@@ -86,6 +86,16 @@ def _children(parent: int) -> list[int]:
     return found
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (``/proc/stat``: every process, other users' too)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
     import psycopg
 
@@ -102,6 +112,8 @@ def _wait(what: str, done: Any, limit: float = WAIT_LIMIT, every: float = 0.25) 
 
 
 SYNC = "'connector_core.sync_store'"
+INLINE_STORES = 50
+"""Stores synced inline, before the runs, for the CPU a sync costs without the queue."""
 SETTLE = 3.0
 """Seconds given to workers once registered: a worker registers before it listens for new jobs, and a job
 queued in between waits for its next poll (seconds), which would be charged to the run."""
@@ -130,7 +142,8 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
               >= workers, limit=120)  # fmt: skip
         time.sleep(SETTLE)
         cpu0 = {p.pid: process_cpu(p.pid) for p in procs}
-        pg0, sb0 = _pg_cpu(server), process_cpu(sandbox["pid"])
+        pg0, sb0, busy0 = _pg_cpu(server), process_cpu(sandbox["pid"]), _machine_busy()
+        window = time.perf_counter()
         requests0 = admin(sandbox["url"], "counters")["requests"]
         # the stores come once the workers run: the workers' own schedule (a periodic task each minute) may
         # queue some of them first, which is as good as ``sync --enqueue`` (a store never has two waiting)
@@ -143,11 +156,14 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
                     store_settings(sandbox["url"], partner, (SITE,)),
                     store_settings={"schedule": {"sync_interval": 86400}},
                 )
+        enqueue = time.perf_counter()
         _cli(db, "sync", "--enqueue")
+        enqueue = time.perf_counter() - enqueue
         remaining = f"SELECT count(*) FROM procrastinate_jobs WHERE task_name = {SYNC} AND status IN ('todo', 'doing')"
         _wait("the sync jobs", lambda: _query(db, remaining)[0][0] == 0)
         worker_cpu = sum(process_cpu(p.pid) - cpu0[p.pid] for p in procs)
         pg_cpu, sandbox_cpu = _pg_cpu(server) - pg0, process_cpu(sandbox["pid"]) - sb0
+        machine, window = _machine_busy() - busy0, time.perf_counter() - window
         requests = admin(sandbox["url"], "counters")["requests"] - requests0
     finally:
         for p in procs:
@@ -161,15 +177,21 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
         log.seek(0)
         errors = log.read().decode(errors="replace").strip()
         log.close()
-    # the run's span as procrastinate's events record it: first job queued -> last job succeeded
-    ((jobs, ok, first, queued, started, last),) = _query(
+    # the run's span as procrastinate's events record it: first job queued -> the last store's first job
+    # succeeded (a second sync the workers' schedule may queue for a store is not waited for)
+    ((jobs, ok, first, started),) = _query(
         db,
         "SELECT count(DISTINCT j.id), count(DISTINCT j.id) FILTER (WHERE j.status = 'succeeded'),"
-        " min(e.at) FILTER (WHERE e.type = 'deferred'), max(e.at) FILTER (WHERE e.type = 'deferred'),"
-        " min(e.at) FILTER (WHERE e.type = 'started'), max(e.at) FILTER (WHERE e.type = 'succeeded')"
+        " min(e.at) FILTER (WHERE e.type = 'deferred'), min(e.at) FILTER (WHERE e.type = 'started')"
         f" FROM procrastinate_jobs j JOIN procrastinate_events e ON e.job_id = j.id WHERE j.task_name = {SYNC}",
     )
-    if ok != jobs or jobs < stores:
+    ((last, synced),) = _query(
+        db,
+        "SELECT max(done), count(*) FROM (SELECT j.args ->> 'store', min(e.at) AS done FROM procrastinate_jobs j"
+        " JOIN procrastinate_events e ON e.job_id = j.id"
+        f" WHERE j.task_name = {SYNC} AND e.type = 'succeeded' GROUP BY 1) AS firsts",
+    )
+    if ok != jobs or synced != stores:
         raise SystemExit(
             f"{workers} workers: {jobs - ok} of {jobs} sync jobs did not succeed (or too few jobs)\n{errors[-2000:]}"
         )
@@ -178,12 +200,14 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
         "workers": workers,
         "jobs": jobs,
         "wall": (last - first).total_seconds(),
-        "queueing": (queued - first).total_seconds(),
+        "enqueue": enqueue,
         "first_start": (started - first).total_seconds(),
         "requests": requests,
         "worker_cpu": worker_cpu,
         "pg_cpu": pg_cpu,
         "sandbox_cpu": sandbox_cpu,
+        "machine_cpu": machine,
+        "window": window,
     }
 
 
@@ -220,43 +244,78 @@ def main(argv: list[str] | None = None) -> int:
         sandbox_process(orders=args.orders, latency_ms=args.latency, partners=args.stores, sites=(SITE,)) as sb,
         cluster(durable=True) as server,
     ):
+        inline = inline_cpu(server, sb, min(args.stores, INLINE_STORES))
         for workers in counts:
             runs.append(one_run(server, sb, args.stores, workers, args.concurrency))
             print(f"  {workers} workers: {runs[-1]['wall']:.1f} s", file=sys.stderr, flush=True)
-    _report(runs, args)
+    _report(runs, args, inline)
     return 0
 
 
-def _report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    """The table, the 1 -> 4 scaling, and which of CPU or latency bounds the last run."""
+def inline_cpu(server: str, sandbox: dict[str, Any], count: int) -> tuple[float, float]:
+    """CPU seconds of one store's first sync run in this process, no queue (``jobs.work.run_sync``, as a job
+    does), and of the plugin host that each job builds afresh (its schemas checked again each time)."""
+    from connector_core.db import open_book
+    from connector_core.jobs.work import run_sync
+    from connector_core.plugins import PluginHost, get_plugin_manager
+
+    db = new_database(server)
+    with open_book(db) as book:
+        for i, partner in enumerate(sandbox["partner_ids"][:count]):
+            book.add_store(f"store-{i:04d}", "spartoo", store_settings(sandbox["url"], partner, (SITE,)))
+    started = time.process_time()
+    for i in range(count):
+        run_sync(db, f"store-{i:04d}")
+    sync = (time.process_time() - started) / count
+    started = time.process_time()
+    for _ in range(count):
+        PluginHost(get_plugin_manager())
+    return sync, (time.process_time() - started) / count
+
+
+def _report(runs: list[dict[str, Any]], args: argparse.Namespace, inline: tuple[float, float]) -> None:
+    """The table, the 1 -> 4 scaling, and what bounds the runs: the cores or the latency."""
     cores = os.cpu_count() or 1
     print(
         f"{args.stores} stores x 1 site ({SITE}), {args.orders} orders each, sandbox latency {args.latency:g} ms,"
         f" --concurrency {args.concurrency} per worker, {cores} cores"
     )
-    head = ("workers", "jobs", "requests", "queueing s", "1st start s", "wall s", "ideal s", "wall/ideal", "stores/s",
-            "worker CPU s", "PG CPU s", "sandbox CPU s", "CPU s/wall s")  # fmt: skip
+    head = ("workers", "jobs", "requests", "enqueue s", "1st start s", "wall s", "ideal s", "wall/ideal", "stores/s",
+            "worker CPU s", "PG CPU s", "sandbox CPU s", "cores ours", "cores machine")  # fmt: skip
     print(" | ".join(head))
     for r in runs:
-        ideal = r["requests"] * args.latency / 1000 / (r["workers"] * args.concurrency)
+        # the latency no run can avoid: each store's requests (the sandbox's count over the jobs run) in turn
+        ideal = r["requests"] / r["jobs"] * args.stores * args.latency / 1000 / (r["workers"] * args.concurrency)
         cpu = r["worker_cpu"] + r["pg_cpu"] + r["sandbox_cpu"]
-        cells = [r["workers"], r["jobs"], r["requests"], f"{r['queueing']:.1f}", f"{r['first_start']:.2f}"]
+        cells = [r["workers"], r["jobs"], r["requests"], f"{r['enqueue']:.1f}", f"{r['first_start']:.2f}"]
         cells += [f"{r['wall']:.1f}", f"{ideal:.1f}", f"{r['wall'] / ideal:.2f}", f"{args.stores / r['wall']:.1f}"]
-        cells += [f"{r[k]:.1f}" for k in ("worker_cpu", "pg_cpu", "sandbox_cpu")] + [f"{cpu / r['wall']:.2f}"]
+        cells += [f"{r[k]:.1f}" for k in ("worker_cpu", "pg_cpu", "sandbox_cpu")]
+        cells += [f"{cpu / r['window']:.2f}", f"{r['machine_cpu'] / r['window']:.2f}"]
         print(" | ".join(str(c) for c in cells))
     by = {r["workers"]: r for r in runs}
     if 1 in by and 4 in by:
         print(f"scaling 1 -> 4 workers: t1/t4 = {by[1]['wall'] / by[4]['wall']:.2f} (linear: 4)")
+    extra = sum(r["jobs"] - args.stores for r in runs)
+    if extra:
+        print(f"{extra} extra job(s): the workers' own schedule queued a store again while its first job was starting")
     last = runs[-1]
-    cpu_store = (last["worker_cpu"] + last["pg_cpu"] + last["sandbox_cpu"]) / args.stores
-    latency_store = last["requests"] / last["jobs"] * args.latency / 1000
-    cpu_cap = cores / cpu_store
-    latency_cap = last["workers"] * args.concurrency / (latency_store + cpu_store)
+    worker_job, pg_job = last["worker_cpu"] / last["jobs"], last["pg_cpu"] / last["jobs"]
+    cpu_job = (last["worker_cpu"] + last["pg_cpu"] + last["sandbox_cpu"]) / last["jobs"]
+    latency_job = last["requests"] / last["jobs"] * args.latency / 1000
+    cpu_cap, serial_cap = cores / cpu_job, last["workers"] * args.concurrency / (latency_job + cpu_job)
     print(
-        f"per store sync: {cpu_store * 1000:.0f} ms CPU (worker + PostgreSQL + sandbox), {latency_store * 1000:.0f} ms"
-        f" of latency. {cores} cores cap the rate at {cpu_cap:.1f} stores/s; {last['workers']} worker(s) running one"
-        f" job at a time (CPU + latency each) at {latency_cap:.1f} stores/s:"
-        f" {'CPU' if cpu_cap < latency_cap else 'latency'} bounds it"
+        f"per job ({last['workers']} workers): {worker_job * 1000:.0f} ms CPU in the worker (the same sync run inline,"
+        f" no queue: {inline[0] * 1000:.0f} ms, of which {inline[1] * 1000:.0f} ms build the job's PluginHost),"
+        f" {pg_job * 1000:.0f} ms in PostgreSQL, {cpu_job * 1000:.0f} ms in all;"
+        f" {latency_job * 1000:.0f} ms of sandbox latency"
+    )
+    print(
+        f"bound: {cores} cores / {cpu_job * 1000:.0f} ms = {cpu_cap:.1f} jobs/s at most; {last['workers']} worker(s)"
+        f" one job at a time / ({latency_job * 1000:.0f} + {cpu_job * 1000:.0f} ms) = {serial_cap:.1f} jobs/s:"
+        f" {'the CPU' if cpu_cap < serial_cap else 'the latency'} bounds it; measured"
+        f" {last['jobs'] / last['wall']:.1f} jobs/s with the machine busy"
+        f" {last['machine_cpu'] / last['window']:.2f} of {cores} cores"
+        f" (ours: {cpu_job * last['jobs'] / last['window']:.2f})"
     )
 
 
