@@ -9,14 +9,24 @@ the job queue share one PostgreSQL database (a throwaway cluster with
 ``fsync`` on, or the server at ``--pg``); each worker count gets a fresh
 database. The workers are started and idle before ``sync --enqueue`` queues
 one job per store; the wall time runs from the first job's ``deferred`` event
-to the last job's ``succeeded`` event, as procrastinate records them.
+to the last store's first ``succeeded`` event, as procrastinate records them
+(the workers' own schedule may queue a store a second time: the extra jobs are
+counted, and not waited for).
 
-Each worker runs ``--concurrency 1`` (the default): one job at a time, so a
-run's wall time against its ideal shows what the queue and a job's own work
-add to the sandbox's latency, and 1 -> 4 workers shows how far processes
-scale that on this machine. The ideal is the latency a store sync cannot
-avoid (its requests, counted by the sandbox, times ``--latency``), times the
-stores, over the workers.
+Each worker runs ``--concurrency 1`` (the default): one job at a time, so
+1 -> 4 workers shows how far processes scale on this machine, and a run's
+wall time against its ideal shows what the queue and a job's own work add to
+the sandbox's latency. More threads per worker would not help on 2 cores:
+four single-job workers already keep both busy, and threads of one worker
+share its GIL. The ideal is the latency a store sync cannot avoid (its
+requests, counted by the sandbox, times ``--latency``), times the stores,
+over the workers.
+
+CPU: each worker's, the PostgreSQL server's (its backends included) and the
+sandbox's, over the window from the stores' creation to the last job; the
+whole machine's from ``/proc/stat`` beside it (the machine is shared). Before
+the runs, ``--inline`` stores are synced in this process the way a job does
+(``jobs.work.run_sync``), for the CPU a sync costs without the queue.
 
 A run only counts if every store holds exactly the sandbox's valid orders of
 its site, each once; otherwise the script says which and exits 1.
@@ -112,8 +122,6 @@ def _wait(what: str, done: Any, limit: float = WAIT_LIMIT, every: float = 0.25) 
 
 
 SYNC = "'connector_core.sync_store'"
-INLINE_STORES = 50
-"""Stores synced inline, before the runs, for the CPU a sync costs without the queue."""
 SETTLE = 3.0
 """Seconds given to workers once registered: a worker registers before it listens for new jobs, and a job
 queued in between waits for its next poll (seconds), which would be charged to the run."""
@@ -232,11 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="jobs each worker runs at once")
     parser.add_argument("--orders", type=int, default=20, help="orders in the sandbox (every store sees them all)")
     parser.add_argument("--latency", type=float, default=50.0, help="sandbox latency per request, ms")
+    parser.add_argument("--inline", type=int, default=50, help="stores synced inline first, for their CPU")
     parser.add_argument("--pg", default=None, help="a PostgreSQL server URL (default: a throwaway cluster)")
     args = parser.parse_args(argv)
     counts = [int(w) for w in args.workers.split(",") if w.strip()]
-    if args.stores < 1 or not counts or min(counts) < 1:
-        parser.error("--stores and every --workers count must be whole numbers >= 1")
+    if min(args.stores, args.inline, args.concurrency, *counts) < 1 or args.latency <= 0:
+        parser.error("--stores, --inline, --concurrency and --workers need whole numbers >= 1, --latency > 0 ms")
     if args.pg:
         os.environ[ENV] = args.pg
     runs = []
@@ -244,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         sandbox_process(orders=args.orders, latency_ms=args.latency, partners=args.stores, sites=(SITE,)) as sb,
         cluster(durable=True) as server,
     ):
-        inline = inline_cpu(server, sb, min(args.stores, INLINE_STORES))
+        inline = inline_cpu(server, sb, min(args.stores, args.inline))
         for workers in counts:
             runs.append(one_run(server, sb, args.stores, workers, args.concurrency))
             print(f"  {workers} workers: {runs[-1]['wall']:.1f} s", file=sys.stderr, flush=True)
@@ -312,7 +321,7 @@ def _report(runs: list[dict[str, Any]], args: argparse.Namespace, inline: tuple[
     print(
         f"bound: {cores} cores / {cpu_job * 1000:.0f} ms = {cpu_cap:.1f} jobs/s at most; {last['workers']} worker(s)"
         f" one job at a time / ({latency_job * 1000:.0f} + {cpu_job * 1000:.0f} ms) = {serial_cap:.1f} jobs/s:"
-        f" {'the CPU' if cpu_cap < serial_cap else 'the latency'} bounds it; measured"
+        f" {'the cores' if cpu_cap < serial_cap else 'one job at a time per worker'} bound(s) it; measured"
         f" {last['jobs'] / last['wall']:.1f} jobs/s with the machine busy"
         f" {last['machine_cpu'] / last['window']:.2f} of {cores} cores"
         f" (ours: {cpu_job * last['jobs'] / last['window']:.2f})"
