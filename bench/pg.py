@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from pgcluster import ENV, cluster, new_database
 from scenarios import sandbox_process, store_settings
+from workers import pg_server_cpu
 
 from connector_core.db import open_book
 from connector_core.engine import Engine
@@ -45,13 +47,28 @@ TABLES = ("orders", "order_items", "rejected")
 CHUNK = 1 << 20
 
 
-def _import(target: str, url: str, partner: str) -> tuple[int, float]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _import(target: str, url: str, partner: str, server: str | None = None) -> tuple[int, float, dict[str, float]]:
+    """One store's first sync into ``target``: orders stored, seconds, CPU seconds by process.
+
+    The host's CPU counts its map worker (a child, joined when the sync
+    ends); ``server`` names the PostgreSQL server whose CPU to count.
+    """
     with open_book(target) as book:
         book.add_store(STORE, "spartoo", store_settings(url, partner, ("com",)))
+        cpu0, children0, pg0 = time.process_time(), _children_cpu(), pg_server_cpu(server) if server else 0.0
         started = time.perf_counter()
         Engine(PluginHost.create(), book).sync(STORE)
         seconds = time.perf_counter() - started
-        return book.count_orders(store=STORE), seconds
+        cpu = {
+            "host": time.process_time() - cpu0 + _children_cpu() - children0,
+            "postgresql": pg_server_cpu(server) - pg0 if server else 0.0,
+        }
+        return book.count_orders(store=STORE), seconds, cpu
 
 
 def _floor(db: str, folder: Path) -> dict[str, Any]:
@@ -104,20 +121,28 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory() as tmp,
         cluster(durable=True) as server,
     ):
-        n_sqlite, s_sqlite = _import(str(Path(tmp) / "bench.sqlite3"), sb["url"], sb["partner_ids"][0])
+        n_sqlite, s_sqlite, c_sqlite = _import(str(Path(tmp) / "bench.sqlite3"), sb["url"], sb["partner_ids"][0])
         pg_book = new_database(server)
-        n_pg, s_pg = _import(pg_book, sb["url"], sb["partner_ids"][0])
+        n_pg, s_pg, c_pg = _import(pg_book, sb["url"], sb["partner_ids"][0], server)
+        pg0 = pg_server_cpu(server)
         floor = _floor(pg_book, Path(tmp))
+        floor["postgresql_cpu"] = pg_server_cpu(server) - pg0  # the COPY out and the table set-up included
     if n_sqlite != n_pg or floor["rows"]["orders"] != n_pg:
         print(f"the books differ: SQLite {n_sqlite} orders, PostgreSQL {n_pg}, floor {floor['rows']['orders']}")
         return 1
     rate_sqlite, rate_pg, rate_floor = n_sqlite / s_sqlite, n_pg / s_pg, n_pg / floor["seconds"]
     rows = ", ".join(f"{n} {t}" for t, n in floor["rows"].items())
     print(f"{n_pg} orders from a sandbox of {args.orders} (one site); the floor's rows: {rows} ({floor['mb']:.0f} MB)")
-    print("book | seconds | orders/s | ratio")
-    print(f"SQLite (sync) | {s_sqlite:.1f} | {rate_sqlite:.0f} | 1")
-    print(f"PostgreSQL (sync) | {s_pg:.1f} | {rate_pg:.0f} | PG/SQLite {rate_pg / rate_sqlite:.2f}")
-    print(f"PostgreSQL floor (COPY) | {floor['seconds']:.1f} | {rate_floor:.0f} | PG/floor {rate_pg / rate_floor:.2f}")
+    print("book | seconds | orders/s | ratio | host CPU s | PostgreSQL CPU s")
+    print(f"SQLite (sync) | {s_sqlite:.1f} | {rate_sqlite:.0f} | 1 | {c_sqlite['host']:.1f} | -")
+    print(
+        f"PostgreSQL (sync) | {s_pg:.1f} | {rate_pg:.0f} | PG/SQLite {rate_pg / rate_sqlite:.2f}"
+        f" | {c_pg['host']:.1f} | {c_pg['postgresql']:.1f}"
+    )
+    print(
+        f"PostgreSQL floor (COPY) | {floor['seconds']:.1f} | {rate_floor:.0f} | PG/floor {rate_pg / rate_floor:.2f}"
+        f" | - | {floor['postgresql_cpu']:.1f} (with the COPY out)"
+    )
     print(
         json.dumps(
             {

@@ -62,7 +62,7 @@ def _cli(db: str, *args: str) -> None:
         raise SystemExit(f"connector-host {' '.join(args[:2])} failed: {proc.stderr.strip()[-500:]}")
 
 
-def _pg_cpu(server: str) -> float:
+def pg_server_cpu(server: str) -> float:
     """CPU seconds of the PostgreSQL server at ``server``: its postmaster, the backends it reaped, those alive.
 
     Backends end with their connection (a job's book connection lives one
@@ -150,7 +150,7 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
               >= workers, limit=120)  # fmt: skip
         time.sleep(SETTLE)
         cpu0 = {p.pid: process_cpu(p.pid) for p in procs}
-        pg0, sb0, busy0 = _pg_cpu(server), process_cpu(sandbox["pid"]), _machine_busy()
+        pg0, sb0, busy0 = pg_server_cpu(server), process_cpu(sandbox["pid"]), _machine_busy()
         window = time.perf_counter()
         requests0 = admin(sandbox["url"], "counters")["requests"]
         # the stores come once the workers run: the workers' own schedule (a periodic task each minute) may
@@ -170,7 +170,7 @@ def one_run(server: str, sandbox: dict[str, Any], stores: int, workers: int, con
         remaining = f"SELECT count(*) FROM procrastinate_jobs WHERE task_name = {SYNC} AND status IN ('todo', 'doing')"
         _wait("the sync jobs", lambda: _query(db, remaining)[0][0] == 0)
         worker_cpu = sum(process_cpu(p.pid) - cpu0[p.pid] for p in procs)
-        pg_cpu, sandbox_cpu = _pg_cpu(server) - pg0, process_cpu(sandbox["pid"]) - sb0
+        pg_cpu, sandbox_cpu = pg_server_cpu(server) - pg0, process_cpu(sandbox["pid"]) - sb0
         machine, window = _machine_busy() - busy0, time.perf_counter() - window
         requests = admin(sandbox["url"], "counters")["requests"] - requests0
     finally:

@@ -87,7 +87,7 @@ def test_the_pg_floor_copies_exactly_the_rows_the_book_wrote(
     import pg
 
     db = new_database(pg_server)
-    count, _seconds = pg._import(db, sandbox["url"], sandbox["partner_ids"][0])
+    count, _seconds, _cpu = pg._import(db, sandbox["url"], sandbox["partner_ids"][0])
     assert count == len(_valid_keys(sandbox))
     floor = pg._floor(db, tmp_path)
     assert floor["rows"]["orders"] == count and floor["rows"]["order_items"] >= count
