@@ -68,32 +68,19 @@ def pg_server_cpu(server: str) -> float:
     Backends end with their connection (a job's book connection lives one
     job), so their time is read back from the postmaster's reaped children.
     """
-    port = server.rsplit(":", 1)[1].split("/")[0]
-    tick = os.sysconf("SC_CLK_TCK")
+    port, procs = server.rsplit(":", 1)[1].split("/")[0].encode(), {}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            stat = (proc / "stat").read_text().rpartition(")")[2].split()
+            if proc.name.isdigit():
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                procs[int(proc.name)] = (argv, (proc / "stat").read_text().rpartition(")")[2].split())
         except OSError:
             continue
-        if argv and argv[0].endswith(b"/postgres") and port.encode() in argv and stat[1] != proc.name:
-            own = sum(int(v) for v in stat[11:15]) / tick  # utime, stime, cutime, cstime
-            return own + sum(process_cpu(pid) for pid in _children(int(proc.name)))
+    for pid, (argv, stat) in procs.items():
+        if argv[0].endswith(b"/postgres") and port in argv:  # the postmaster (backends are "postgres: ...")
+            alive = sum(int(s[11]) + int(s[12]) for _, s in procs.values() if int(s[1]) == pid)
+            return (sum(int(v) for v in stat[11:15]) + alive) / os.sysconf("SC_CLK_TCK")  # utime .. cstime
     return 0.0
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if int((proc / "stat").read_text().rpartition(")")[2].split()[1]) == parent:
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
 
 
 def _machine_busy() -> float:
