@@ -176,18 +176,35 @@ async def enqueue_pending_pushes_async(app: Any, book_target: str | None) -> lis
     return await _defer_each_async(app, PUSH_TASK, "push", _with_pending_shipments(book_target))
 
 
+def _stores_of(jobs: Any) -> set[str]:
+    return {str(job.task_kwargs.get("store", "")) for job in jobs}
+
+
 def enqueue_due(app: Any, book_target: str | None) -> list[str]:
     """Queue a sync of every store that is due (:mod:`connector_core.schedule`, most out-of-date first).
 
     A store with a sync already waiting is left as it is (its queueing lock),
-    so running this often never piles syncs up. Returns the stores queued.
+    and one whose sync is running too, so running this often never piles
+    syncs up. Returns the stores queued.
     """
-    return [store for store in _due(book_target) if defer_sync(app, store) is not None]
+    running = {
+        str(job.task_kwargs.get("store", "")) for job in app.job_manager.list_jobs(task=SYNC_TASK, status="doing")
+    }
+    return [store for store in _due(book_target) if store not in running and defer_sync(app, store) is not None]
 
 
 async def enqueue_due_async(app: Any, book_target: str | None) -> list[str]:
-    """:func:`enqueue_due` for the workers' periodic task (procrastinate's async API)."""
-    return await _defer_each_async(app, SYNC_TASK, "sync", _due(book_target))
+    """:func:`enqueue_due` for the workers' periodic task (procrastinate's async API).
+
+    A store whose sync job is running is left out: the job may not have
+    recorded its start in the book yet, which would make the store look due.
+    """
+    running = {
+        str(job.task_kwargs.get("store", ""))
+        for job in await app.job_manager.list_jobs_async(task=SYNC_TASK, status="doing")
+    }
+    due = [store for store in _due(book_target) if store not in running]
+    return await _defer_each_async(app, SYNC_TASK, "sync", due)
 
 
 STALLED_AFTER = 30.0

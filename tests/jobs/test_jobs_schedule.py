@@ -106,3 +106,29 @@ def test_stores_with_shipments_waiting_get_a_push_queued_once(queue_url: str, tm
             return await enqueue_pending_pushes_async(app, str(db))
 
     assert asyncio.run(periodic()) == []  # the workers' form sees the same waiting job
+
+
+def test_a_store_whose_sync_is_running_is_not_queued_again(queue_url: str, tmp_path: Path) -> None:
+    """A job that has started but not yet recorded its run leaves the store looking due: the schedule skips it."""
+    db = tmp_path / "orders.sqlite3"
+    _book(db)
+    app = make_app(queue_url, str(db))
+
+    async def start_one() -> str:
+        async with app.open_async():
+            worker = await app.job_manager.register_worker()
+            job = await app.job_manager.fetch_job(None, worker)  # now "doing", as a worker's would be
+            assert job is not None
+            return str(job.task_kwargs["store"])
+
+    with app.open():
+        assert enqueue_due(app, str(db)) == ["old"]
+    assert asyncio.run(start_one()) == "old"
+    with app.open():
+        assert enqueue_due(app, str(db)) == []  # "old" has never recorded a run, but its sync is running
+
+    async def periodic() -> list[str]:
+        async with app.open_async():
+            return await enqueue_due_async(app, str(db))
+
+    assert asyncio.run(periodic()) == []
