@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def inline_cpu(server: str, sandbox: dict[str, Any], count: int) -> tuple[float, float]:
     """CPU seconds of one store's first sync run in this process, no queue (``jobs.work.run_sync``, as a job
-    does), and of the plugin host that each job builds afresh (its schemas checked again each time)."""
+    does, on the worker's one plugin host), and of building a plugin host (which a worker does once)."""
     from connector_core.db import open_book
     from connector_core.jobs.work import run_sync
     from connector_core.plugins import PluginHost, get_plugin_manager
@@ -301,7 +301,7 @@ def _report(runs: list[dict[str, Any]], args: argparse.Namespace, inline: tuple[
     cpu_cap, serial_cap = cores / cpu_job, last["workers"] * args.concurrency / (latency_job + cpu_job)
     print(
         f"per job ({last['workers']} workers): {worker_job * 1000:.0f} ms CPU in the worker (the same sync run inline,"
-        f" no queue: {inline[0] * 1000:.0f} ms, of which {inline[1] * 1000:.0f} ms build the job's PluginHost),"
+        f" no queue: {inline[0] * 1000:.0f} ms; a PluginHost, built once per worker, {inline[1] * 1000:.0f} ms),"
         f" {pg_job * 1000:.0f} ms in PostgreSQL, {cpu_job * 1000:.0f} ms in all;"
         f" {latency_job * 1000:.0f} ms of sandbox latency"
     )
