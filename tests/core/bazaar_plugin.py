@@ -32,6 +32,7 @@ from connector_core.models import (
     Shipment,
     StatusChange,
 )
+from connector_core.plugins import PluginHost, get_plugin_manager
 from connector_core.store_context import StoreContext
 
 TOKEN = "bz-token-5f1e9c"
@@ -239,3 +240,8 @@ class Bazaar:
                 ),
             ],
         )
+
+
+def host_of(*plugins: object) -> PluginHost:
+    """A host from a fresh plugin manager holding only ``plugins`` (no installed entry points)."""
+    return PluginHost(get_plugin_manager(plugins=plugins, load_entrypoints=False, disabled=()))

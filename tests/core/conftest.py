@@ -6,21 +6,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from bazaar_plugin import TOKEN, Bazaar, make_order
+from bazaar_plugin import TOKEN, Bazaar, host_of, make_order
 
 from connector_core.db import OrderBook
 from connector_core.engine import Engine
-from connector_core.plugins import PluginHost, get_plugin_manager
+from connector_core.plugins import PluginHost
 
 
 @pytest.fixture
 def make_host() -> Callable[..., PluginHost]:
     """Build a host from a fresh plugin manager holding only the given plugins."""
 
-    def build(*plugins: object) -> PluginHost:
-        return PluginHost(get_plugin_manager(plugins=plugins, load_entrypoints=False, disabled=()))
-
-    return build
+    return host_of
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # the Bazaar test plugin
 
-from bazaar_plugin import TOKEN, Bazaar, make_order
+from bazaar_plugin import TOKEN, Bazaar, host_of, make_order
 from pgcluster import cluster, new_database
 
 from connector_core.db import open_book
 from connector_core.db.postgres.book import PostgresBook
 from connector_core.engine import Engine
-from connector_core.plugins import PluginHost, get_plugin_manager
+from connector_core.plugins import PluginHost
 
 
 @pytest.fixture(scope="session")
@@ -52,10 +52,7 @@ def bazaar() -> Bazaar:
 def make_host() -> Callable[..., PluginHost]:
     """Build a host from a fresh plugin manager holding only the given plugins (as in tests/core)."""
 
-    def build(*plugins: object) -> PluginHost:
-        return PluginHost(get_plugin_manager(plugins=plugins, load_entrypoints=False, disabled=()))
-
-    return build
+    return host_of
 
 
 @pytest.fixture

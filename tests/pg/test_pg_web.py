@@ -24,17 +24,7 @@ def web(pg_url: str) -> Iterator[Web]:
 def test_connect_sync_and_list_orders_on_postgresql(web: Web) -> None:
     with SpartooSandbox(orders=6, sites=["com"], seed=3) as sandbox:
         web.login()
-        settings = sandbox.settings()
-        page = web.post(
-            "/connect/spartoo",
-            {
-                "store_name": "sp",
-                "partner_id": settings["partner_id"],
-                "sites": settings["sites"],
-                "base_url": settings["base_url"],
-                "timezone": "Europe/Paris",
-            },
-        )
+        page = web.connect_spartoo(sandbox.settings())
         assert page.status_code == 200 and page.url.path == "/stores/sp/settings"
         sync = web.post("/stores/sp/sync", {"back": "/stores/sp"})
         assert "sync of sp:" in sync.text

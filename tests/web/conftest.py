@@ -57,18 +57,7 @@ def synced(web: Web, sandbox: SpartooSandbox, images: ImageServer, tmp_path: Pat
     """Logged in, with the store ``sp`` connected to the sandbox and synced (catalogue with images first)."""
     add_catalogue(web.path, sandbox_skus(sandbox, web.host, tmp_path / "scratch.sqlite3"), images)
     web.login()
-    settings = sandbox.settings()
-    page = web.post(
-        "/connect/spartoo",
-        {
-            "store_name": "sp",
-            "partner_id": settings["partner_id"],
-            "sites": settings["sites"],
-            "base_url": settings["base_url"],
-            "timezone": "Europe/Paris",
-            "auto_accept": "on",
-        },
-    )
+    page = web.connect_spartoo(sandbox.settings(), auto_accept="on")
     assert page.status_code == 200 and page.url.path == "/stores/sp/settings"
     sync = web.post("/stores/sp/sync", {"back": "/stores/sp"})
     assert "sync of sp:" in sync.text

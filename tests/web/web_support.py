@@ -114,6 +114,18 @@ class Web:
         assert token is not None
         return self.client.post("/login", data={"username": user, "password": password, "csrf_token": token.group(1)})
 
+    def connect_spartoo(self, settings: dict[str, Any], name: str = "sp", **fields: str) -> Any:
+        """Submit the connect form of a Spartoo store reaching the sandbox ``settings`` name; the page it ends on."""
+        form = {
+            "store_name": name,
+            "partner_id": settings["partner_id"],
+            "sites": settings["sites"],
+            "base_url": settings["base_url"],
+            "timezone": "Europe/Paris",
+            **fields,
+        }
+        return self.post("/connect/spartoo", form)
+
     def post(self, url: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """POST a form with the CSRF token."""
         return self.client.post(url, data={"csrf_token": self.csrf(), **(data or {})}, **kwargs)
