@@ -69,3 +69,12 @@ def test_two_pushers_at_once_send_every_shipment_exactly_once(pg_url: str) -> No
             assert {e.state for e in book.list_outbox(store=STORE)} == {"pushed"}
             shipped = {o.order_key for o in book.iter_orders(STORE) if o.marketplace_status.code == "3"}
         assert set(keys) <= shipped
+
+
+def test_a_released_lease_frees_the_store_at_once(book: PostgresBook) -> None:
+    # a bare close leaves the lock to the server's exit of that session, a moment later
+    for _ in range(200):
+        with book.lease("shop", purpose="push", shared=True):
+            pass
+        with book.lease("shop", purpose="sync"):
+            pass

@@ -61,8 +61,20 @@ class AdvisoryLease:
             )
 
     def release(self) -> None:
-        """Free the lock by closing its connection (idempotent)."""
-        if not self._conn.closed:
+        """Free the lock, then close its connection (idempotent).
+
+        The lock is freed by a statement first: a closed connection's server
+        process drops its locks a moment after the client has gone, so a
+        lease taken right after a bare close could still find the store busy.
+        """
+        if self._conn.closed:
+            return
+        try:
+            if not self.lost:
+                self._conn.execute("SELECT pg_advisory_unlock_all()").fetchone()
+        except sqlite3.Error:  # the session is gone, and its locks with it
+            self.lost = True
+        finally:
             self._conn.close()
 
     def __enter__(self) -> AdvisoryLease:
