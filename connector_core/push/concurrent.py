@@ -26,6 +26,7 @@ import multiprocessing
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -58,14 +59,33 @@ def _record_batch(
     """Record the finished pushes in one write transaction on the caller's connection; then re-raise
     the first error a worker met (the pushes it did not record are pushed again next time)."""
     attempts = [a for a in finished if not isinstance(a, BaseException)]
-    outcomes: list[PushOutcome] = []
-    if attempts:
-        with runtime.book.transaction():
-            outcomes = [outbox.record_push(runtime, store, attempt) for attempt in attempts]
+    outcomes = outbox.record_pushes(runtime, store, attempts) if attempts else []
     failure = next((a for a in finished if isinstance(a, BaseException)), None)
     if failure is not None:
         raise failure
     return outcomes
+
+
+BATCH_WAIT = 0.02
+"""Seconds the recorder waits for more finished pushes after the first of a batch (a crash re-pushes them)."""
+BATCH_MAX = 64
+
+
+def _next_batch(
+    results: queue.SimpleQueue[PushAttempt | BaseException], left: int
+) -> list[PushAttempt | BaseException]:
+    """Wait for one finished push, then gather more for up to :data:`BATCH_WAIT` (at most ``left``, and
+    :data:`BATCH_MAX`): a batch of several pushes costs one commit where one per push would cost many."""
+    finished = [results.get()]
+    limit = min(left, BATCH_MAX)
+    deadline = time.monotonic() + BATCH_WAIT
+    while len(finished) < limit:
+        wait = deadline - time.monotonic()
+        try:
+            finished.append(results.get(timeout=wait) if wait > 0 else results.get_nowait())
+        except queue.Empty:
+            break
+    return finished
 
 
 def push_concurrently(
@@ -113,12 +133,7 @@ def push_concurrently(
             def record_all() -> None:
                 left = len(entries)
                 while left:
-                    finished = [results.get()]  # wait for one, then take every other one already there
-                    while True:
-                        try:
-                            finished.append(results.get_nowait())
-                        except queue.Empty:
-                            break
+                    finished = _next_batch(results, left)
                     left -= len(finished)
                     lease.check()
                     recorded = _record_batch(runtime, store, finished)

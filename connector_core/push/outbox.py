@@ -124,6 +124,17 @@ def record_push(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> 
         return _record(runtime, store, attempt)
 
 
+def record_pushes(runtime: Runtime, store: StoreContext, attempts: Sequence[PushAttempt]) -> list[PushOutcome]:
+    """:func:`record_push` for a batch of attempts, all in one write transaction (one commit).
+
+    No savepoint per attempt: a failure to record any of them rolls the
+    whole batch back, and its shipments stay pending (pushed again, found
+    ``already_applied``).
+    """
+    with runtime.book.transaction():
+        return [_record(runtime, store, attempt) for attempt in attempts]
+
+
 def _record(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> PushOutcome:
     book = runtime.book
     outbox_id, order_key, err = attempt.outbox_id, attempt.order_key, attempt.error

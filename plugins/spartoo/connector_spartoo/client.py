@@ -173,15 +173,29 @@ class SpartooClient:
     def get_order(self, site: str, order_id: str) -> dict[str, Any] | None:
         """The current document of one order, or ``None`` if Spartoo does not return it.
 
-        The answer is read to its end even after the order is found: an HTTP
-        connection whose answer was left half read cannot serve the next
-        request, and the push reads an order before each update.
+        The push reads an order before each update, so this one-order answer
+        is read whole (under the store's size cap) and parsed in one go
+        rather than streamed: the same parser and checks as
+        :meth:`export_orders`, without a stream's per-chunk machinery. The
+        parse runs inside the retry loop, so a ``-429`` envelope or a
+        truncated answer is retried like any transient failure.
         """
-        found: dict[str, Any] | None = None
-        for item in self.export_orders(site, order_id=order_id):
-            if found is None and isinstance(item, dict) and item.get("orders_id") == order_id:
-                found = item
-        return found
+        found: list[dict[str, Any]] = []
+
+        def check(response: httpx.Response) -> None:
+            _check_http(response)
+            stream = OrderStream((response.content,), site=site, max_bytes=self.max_bytes, max_depth=self.max_depth)
+            found[:] = [item for item in stream if isinstance(item, dict) and item.get("orders_id") == order_id][:1]
+
+        self.http.request(
+            "POST",
+            self.settings.url(site, EXPORT_ORDERS),
+            data=self._form(oID=order_id),
+            timeout=self.settings.timeout,
+            check=check,
+            max_bytes=self.max_bytes,
+        )
+        return found[0] if found else None
 
     def update_order(self, site: str, order_id: str, statut: str, tracking_number: str | None = None) -> None:
         """Set an order's status (2 accept, 3 ship with ``tracking_number``, 41 cancel).
