@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from connector_core.errors import QuotaError
+from connector_core.errors import ConnectorError, QuotaError
 
 if TYPE_CHECKING:
     from connector_core.db.storage import OrderStore
@@ -69,6 +69,21 @@ def scope_of(host: PluginHost, marketplace: str, name: str, settings: Mapping[st
     if model is None or settings.get(model.partner_setting) in (None, ""):
         return marketplace, f"store:{name}"
     return marketplace, fingerprint(str(settings[model.partner_setting]))
+
+
+def store_blocks(host: PluginHost, book: OrderStore) -> dict[str, datetime | None]:
+    """Each saved store's quota block: when it ends, or ``None`` while calls may be made.
+
+    A store whose plugin is not installed has nothing to say of its quota (``None``).
+    """
+    out: dict[str, datetime | None] = {}
+    for record in book.list_stores():
+        try:
+            scoped = scope_of(host, record.marketplace, record.name, record.settings)
+            out[record.name] = book.quota_blocked_until(*scoped)
+        except ConnectorError:
+            out[record.name] = None
+    return out
 
 
 def window_end(runtime: Runtime, store: StoreContext, now: datetime | None = None) -> datetime:

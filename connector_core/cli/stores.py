@@ -6,11 +6,12 @@ import json
 
 import click
 
-from connector_core import hookimpl, host_settings
+from connector_core import hookimpl, host_settings, quota
 from connector_core import stores as store_ops
 from connector_core.cli.app import App, pass_app, store_argument
 from connector_core.cli.output import out, out_json, table
 from connector_core.cli.secret_input import gathered, secret_options
+from connector_core.clock import utc_iso
 from connector_core.models import CANONICAL_STATUSES
 from connector_core.secrets import masked, register_settings
 from connector_core.settings_input import plugin_settings
@@ -54,27 +55,35 @@ def add_store_commands(group: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_app
     def stores_list(app: App, as_json: bool) -> None:
-        """List stores."""
+        """List stores: orders held, sync cursor, and a quota block while one lasts."""
         book = app.book
-        rows = [
-            {
-                "name": s.name,
-                "marketplace": s.marketplace,
-                "orders": book.count_orders(s.name),
-                "cursor": book.get_cursor(s.name),
-                "created_at": s.created_at,
-            }
-            for s in book.list_stores()
-        ]
+        blocks = quota.store_blocks(app.host, book)
+        rows = []
+        for s in book.list_stores():
+            until = blocks.get(s.name)
+            rows.append(
+                {
+                    "name": s.name,
+                    "marketplace": s.marketplace,
+                    "orders": book.count_orders(s.name),
+                    "cursor": book.get_cursor(s.name),
+                    "created_at": s.created_at,
+                    "quota_blocked_until": None if until is None else utc_iso(until),
+                    "quota": "" if until is None else f"blocked until {quota.clock_time(until)}",
+                }
+            )
         if as_json:
-            out_json(rows)
+            out_json([{k: v for k, v in r.items() if k != "quota"} for r in rows])
         elif not rows:
             out("no stores yet: add one with `connector-host stores add MARKETPLACE --name NAME`")
         else:
             table(
                 None,
-                ["name", "marketplace", "orders", "cursor", "created"],
-                [(r["name"], r["marketplace"], r["orders"], json.dumps(r["cursor"]), r["created_at"]) for r in rows],
+                ["name", "marketplace", "orders", "cursor", "created", "quota"],
+                [
+                    (r["name"], r["marketplace"], r["orders"], json.dumps(r["cursor"]), r["created_at"], r["quota"])
+                    for r in rows
+                ],
                 keep=("name",),
             )
 

@@ -76,17 +76,8 @@ def _next_runs(request: Request) -> dict[str, str]:
 def _quota_states(request: Request) -> dict[str, str | None]:
     """Each store's quota block: when it ends (ISO, UTC), or ``None`` while calls may be made."""
     state = state_of(request)
-    book = state.book()
-    out: dict[str, str | None] = {}
-    for record in book.list_stores():
-        try:
-            until = book.quota_blocked_until(
-                *quota.scope_of(state.host, record.marketplace, record.name, record.settings)
-            )
-        except ConnectorError:  # a store whose plugin is not installed: nothing to say of its quota
-            until = None
-        out[record.name] = None if until is None else utc_iso(until)
-    return out
+    blocks = quota.store_blocks(state.host, state.book())
+    return {name: None if until is None else utc_iso(until) for name, until in blocks.items()}
 
 
 def stores_page(request: Request) -> Response:

@@ -12,11 +12,14 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cli_kit import Run, listed
 
+from connector_core import quota
 from connector_core.db import OrderBook
+from connector_core.plugins import PluginHost
 
 
 def test_every_sync_and_push_is_recorded(run: Run, store: str, sandbox: object) -> None:
@@ -176,3 +179,17 @@ def test_rejected_show_json_gives_the_payload_object(run: Run, store: str) -> No
     doc = json.loads(run("rejected", "show", str(reject["id"]), "--json").stdout)
     assert isinstance(doc["payload"], dict)
     assert doc["payload"]["orders_id"] == str(reject["order_key"]).partition(":")[2]
+
+
+def test_stores_list_shows_a_quota_block(run: Run, store: str, db: Path) -> None:
+    """While the partner's quota is blocked, `stores list` says until when, in its table and its JSON."""
+    assert json.loads(run("stores", "list", "--json").stdout)[0]["quota_blocked_until"] is None
+    assert "blocked until" not in run("stores", "list").stdout
+    until = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
+    with OrderBook(db) as book:
+        record = book.get_store(store)
+        scoped = quota.scope_of(PluginHost.create(), "spartoo", store, record.settings)
+        book.block_quota(*scoped, until, "quota used up")
+    [listed] = json.loads(run("stores", "list", "--json").stdout)
+    assert datetime.fromisoformat(listed["quota_blocked_until"]) == until
+    assert f"blocked until {quota.clock_time(until)}" in run("stores", "list").stdout
