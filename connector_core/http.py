@@ -224,6 +224,7 @@ class RetryingClient:
         self.retries = 0
         self.waited = 0.0  # seconds spent waiting between attempts, for reports and tests
         self._local = threading.local()  # inside retrying(), requests make one attempt each
+        self._targets: dict[str, tuple[httpx.URL, str]] = {}
 
     def close(self) -> None:
         """Close the underlying connection pool (and the gate's connection, if it has one)."""
@@ -382,6 +383,22 @@ class RetryingClient:
         self._sleep(wait)
         return wait
 
+    def _target(self, url: str) -> tuple[httpx.URL, str]:
+        """``url`` checked (:func:`require_safe_url`) and parsed once, and its ``host/path`` for messages.
+
+        A client sends to a handful of URLs over and over (one per marketplace
+        script); httpx builds a request about twice as fast from a parsed URL.
+        """
+        known = self._targets.get(url)
+        if known is None:
+            require_safe_url(url)
+            parts = urlsplit(url)
+            known = (httpx.URL(url), f"{parts.hostname}{parts.path}")
+            if len(self._targets) >= 256:  # URLs with changing parts: keep the cache small
+                self._targets.clear()
+            self._targets[url] = known
+        return known
+
     @contextmanager
     def _attempts(self, method: str, url: str, **options: Any) -> Iterator[httpx.Response]:
         """:meth:`_attempt_loop`, counted as a request in progress until the caller has read the answer."""
@@ -400,10 +417,10 @@ class RetryingClient:
         stream: bool,
         headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
-        require_safe_url(url)
+        target, place = self._target(url)
         policy = self.policy
         waited = 0.0
-        where = f"{method} {urlsplit(url).hostname}{urlsplit(url).path}"
+        where = f"{method} {place}"
         outer_deadline = getattr(self._local, "deadline", None)
         deadline = self._deadline() if outer_deadline is None else outer_deadline
         attempt = 0
@@ -428,7 +445,7 @@ class RetryingClient:
                     "headers": headers,
                     "timeout": httpx.Timeout(read, connect=min(read, policy.connect_timeout)),
                 }
-                request = self._client.build_request(method, url, **kwargs)
+                request = self._client.build_request(method, target, **kwargs)
                 response = self._client.send(request, stream=stream)
                 response.extensions = {**response.extensions, _DEADLINE: (deadline, where)}
                 if response.status_code == 429:
