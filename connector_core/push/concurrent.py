@@ -7,8 +7,9 @@ block). The store's pending shipments are handed out to ``concurrency``
 senders; each shipment is pushed by exactly one of them
 (:func:`~connector_core.push.outbox.attempt_push`: marketplace calls only),
 and the calling thread records the finished pushes
-(:func:`~connector_core.push.outbox.record_push`), a batch of them per write
-transaction. Delivery stays at-least-once and a re-push stays idempotent (the
+(:func:`~connector_core.push.outbox.record_pushes`), a batch of them per write
+transaction: it waits up to :data:`BATCH_WAIT` after the first of a batch
+for more to finish, so one commit covers many pushes. Delivery stays at-least-once and a re-push stays idempotent (the
 plugin answers ``already_applied``).
 
 With ``processes=N`` the senders run in N forked processes (threads split

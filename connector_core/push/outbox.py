@@ -127,9 +127,9 @@ def record_push(runtime: Runtime, store: StoreContext, attempt: PushAttempt) -> 
 def record_pushes(runtime: Runtime, store: StoreContext, attempts: Sequence[PushAttempt]) -> list[PushOutcome]:
     """:func:`record_push` for a batch of attempts, all in one write transaction (one commit).
 
-    No savepoint per attempt: a failure to record any of them rolls the
-    whole batch back, and its shipments stay pending (pushed again, found
-    ``already_applied``).
+    The attempts are not wrapped in a savepoint each: a failure to record
+    any of them rolls the whole batch back, and its shipments stay pending
+    (pushed again, found ``already_applied``).
     """
     with runtime.book.transaction():
         return [_record(runtime, store, attempt) for attempt in attempts]

@@ -103,6 +103,58 @@ def test_a_recorded_push_is_one_transaction(engine: Engine, book: OrderBook) -> 
     assert book.get_order("shop", "BZ0004").status is OrderStatus.SHIPPED
 
 
+def test_a_batch_of_recorded_pushes_is_one_transaction(engine: Engine, book: OrderBook) -> None:
+    """Pushes that finished together are recorded by one BEGIN ... COMMIT."""
+    engine.sync("shop")
+    keys = ["BZ0003", "BZ0004", "BZ0005"]
+    ids = [
+        engine.record_shipment(
+            Shipment(store="shop", order_key=k, tracking_number=f"T-{k}", ship_date=datetime.now(UTC))
+        )
+        for k in keys
+    ]
+    store = engine.store_context("shop")
+    try:
+        attempts = [
+            outbox.attempt_push(engine, store, i, k, book.get_shipment(i).shipment)
+            for i, k in zip(ids, keys, strict=True)
+        ]
+        with statements(book) as seen:
+            outcomes = outbox.record_pushes(engine, store, attempts)
+    finally:
+        store.http.close()
+    assert [o.state for o in outcomes] == ["pushed"] * 3
+    assert [s for s in _writes(seen) if s in {"BEGIN", "COMMIT"}] == ["BEGIN", "COMMIT"]
+    assert {book.get_order("shop", k).status for k in keys} == {OrderStatus.SHIPPED}
+
+
+def test_the_recorder_gathers_pushes_that_finish_close_together() -> None:
+    """A batch is the first finished push and every other one within BATCH_WAIT, at most BATCH_MAX."""
+    import queue
+    import threading
+    import time
+
+    from connector_core.push import concurrent
+
+    results: queue.SimpleQueue = queue.SimpleQueue()
+    for n in range(3):
+        results.put(n)
+    assert concurrent._next_batch(results, left=3) == [0, 1, 2]  # all there: no wait for more than left
+    for n in range(concurrent.BATCH_MAX + 5):
+        results.put(n)
+    assert len(concurrent._next_batch(results, left=1000)) == concurrent.BATCH_MAX
+    while True:  # drain the rest
+        try:
+            results.get_nowait()
+        except queue.Empty:
+            break
+    results.put("first")
+    threading.Timer(concurrent.BATCH_WAIT / 4, results.put, args=("soon",)).start()
+    started = time.monotonic()
+    assert concurrent._next_batch(results, left=10) == ["first", "soon"]
+    assert time.monotonic() - started < concurrent.BATCH_WAIT + 1.0  # bounded: ends at its deadline
+
+
 def test_a_page_of_auto_accepts_is_claimed_and_recorded_in_one_write_each(
     make_host, bazaar, book: OrderBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
