@@ -92,3 +92,21 @@ def test_web_benchmark_measures_every_page(tmp_path: Path) -> None:
     assert "orders list (page 1 of all)" in results and len(results) == 7
     for r in results.values():
         assert r["median_ms"] > 0 and abs(r["ratio_to_target"] - r["median_ms"] / 200) < 0.001
+
+
+def test_http_cost_reports_both_clients_at_each_latency(capsys: pytest.CaptureFixture[str]) -> None:
+    """The per-request CPU benchmark measures bare httpx and the host's client, each answer awaited."""
+    import json
+
+    import http_cost
+
+    assert http_cost.main(["--requests", "30", "--latency", "0,5"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["client"], r["latency_ms"]) for r in lines] == [
+        ("httpx.Client.post", 0.0),
+        ("RetryingClient.request", 0.0),
+        ("httpx.Client.post", 5.0),
+        ("RetryingClient.request", 5.0),
+    ]
+    assert all(r["requests"] >= 30 and r["wall_ms"] > 0 for r in lines)
+    assert all(r["wall_ms"] >= 5 for r in lines if r["latency_ms"] == 5.0)  # each answer waited its latency
