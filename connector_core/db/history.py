@@ -192,13 +192,18 @@ class HistoryTables:
                 (state, now_iso(), error, None if cursor is None else dumps(cursor), *counts.values(), run_id),
             )
 
-    def close_abandoned_runs(self, kind: str, store: str, keep: int) -> int:
+    def close_abandoned_runs(self, kind: str, store: str, keep: int, *, alone: bool = True) -> int:
         """End as ``interrupted`` every other ``kind`` run of ``store`` still marked running; how many.
 
-        Called by a run that holds the store's exclusive lease: no other
-        process can be running that work then, so such a row was left by one
-        that was killed or cut off before it could record its end.
+        Called by a run that holds the store's lease. With ``alone`` (the
+        lease is exclusive, or no one else shares it) no other process can be
+        running that work, so such a row was left by one that was killed or
+        cut off before it could record its end. Without it this file cannot
+        tell a live run from a dead one, and nothing is ended (the PostgreSQL
+        book can: it ends the runs whose database session is gone).
         """
+        if not alone:
+            return 0
         with self.transaction() as c:
             cur = c.execute(
                 "UPDATE runs SET state = 'interrupted', ended_at = ?, error = ?"

@@ -322,6 +322,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (marketplace, partner)
     );
     """,
+    # v13: the database session a run was started from (PostgreSQL: backend pid and start), so that a run
+    # left "running" by a dead process is found while other live processes share the store's lease
+    """
+    ALTER TABLE runs ADD COLUMN session TEXT;
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 

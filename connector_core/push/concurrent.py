@@ -117,6 +117,7 @@ def push_concurrently(
             history.recording(runtime.book, "push", store_name, history.sites_of(store.settings)) as run,
             runtime.book.lease(store_name, purpose="push", ttl=runtime.lease_ttl, wait=runtime.lease_wait) as lease,
         ):
+            runtime.book.close_abandoned_runs("push", store_name, keep=run.id)  # the lease is ours alone
             entries = runtime.book.pending_shipments(store_name)  # read again under the lease
 
             results: queue.SimpleQueue[PushAttempt | BaseException] = queue.SimpleQueue()

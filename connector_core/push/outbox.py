@@ -211,9 +211,10 @@ def push_store(runtime: Runtime, store_name: str) -> PushReport:
             _push_lease(runtime, store_name) as lease,
         ):
             tally = PushTally(run)
-            # a push row left "running" by a process that died: with the lease ours alone, none other is live
-            if not isinstance(book, RowClaims) or book.lease_holders(store_name) == 1:
-                book.close_abandoned_runs("push", store_name, keep=run.id)
+            # a push row left "running" by a process that died: with the lease ours alone none other is live;
+            # beside other pushers sharing it, the book ends those whose session is gone (PostgreSQL)
+            alone = not isinstance(book, RowClaims) or book.lease_holders(store_name) == 1
+            book.close_abandoned_runs("push", store_name, keep=run.id, alone=alone)
             for outcome in _claimed(runtime, store, lease) if claims else _in_turn(runtime, store, lease):
                 outcomes.append(outcome)
                 tally.add((outcome,))

@@ -265,3 +265,13 @@ def test_a_run_left_running_by_a_dead_process_is_ended_by_the_next_one(engine: E
         assert (left.state, left.ended_at is not None) == ("interrupted", True)
         assert "killed, or cut off" in (left.error or "")
     assert {r.state for r in book.list_runs(store="shop").rows if r.id not in (dead_sync, dead_push)} == {"done"}
+
+
+def test_a_concurrent_push_ends_a_push_run_left_by_a_dead_process(engine: Engine, book: OrderBook) -> None:
+    """The push over several senders holds the store's lease alone too: a push row left running is ended."""
+    engine.sync("shop")
+    engine.record_shipment(_ship("BZ0001"))
+    engine.record_shipment(_ship("BZ0004"))
+    dead_push = book.start_run("push", "shop")
+    assert engine.push("shop", concurrency=2).pushed == 2
+    assert book.get_run(dead_push).state == "interrupted"

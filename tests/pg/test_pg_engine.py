@@ -21,6 +21,7 @@ SQLITE_ONLY = {
     "test_sync_stores_large_pages_in_bulk_mode": "SQLite's WAL checkpoint PRAGMAs",
     "test_a_status_change_is_one_update_of_the_order": "counts statements with sqlite3's trace callback",
     "test_a_recorded_push_is_one_transaction": "counts statements with sqlite3's trace callback",
+    "test_a_batch_of_recorded_pushes_is_one_transaction": "counts statements with sqlite3's trace callback",
     "test_a_page_of_auto_accepts_is_claimed_and_recorded_in_one_write_each": "sqlite3's trace callback",
     "test_failed_mail_is_retried_by_a_push_with_nothing_to_push": "uses the sqlite3 connection as a transaction",
     "test_run_goes_on_after_a_store_raises_an_unexpected_error": "opens the book by its SQLite file",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,3 +79,30 @@ def test_a_released_lease_frees_the_store_at_once(book: PostgresBook) -> None:
             pass
         with book.lease("shop", purpose="sync"):
             pass
+
+
+def test_a_pusher_beside_another_ends_only_the_runs_whose_session_is_gone(pg_url: str) -> None:
+    """With the lease shared, a push ends a run left by a dead process, never a live pusher's run."""
+    with SpartooSandbox(orders=20, seed=8, sites=["com"]) as sandbox, open_book(pg_url) as book:
+        engine = engine_on(book, sandbox.settings())  # type: ignore[arg-type]
+        engine.sync(STORE)
+        key = next(o.order_key for o in book.iter_orders(STORE) if o.marketplace_status.code == "2")
+        shipment = Shipment(store=STORE, order_key=key, tracking_number="TRK-1", ship_date=datetime.now(UTC))
+        engine.record_shipment(shipment)
+        live = open_book(pg_url)
+        try:
+            live_run = live.start_run("push", STORE)
+            doomed = open_book(pg_url)
+            dead_run = doomed.start_run("push", STORE)
+            pid = doomed.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            doomed.close()  # its process is gone: so is its session
+            deadline = time.monotonic() + 10
+            while book.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (pid,)).fetchone()[0]:
+                assert time.monotonic() < deadline, "the closed session did not end"
+                time.sleep(0.05)
+            with live.lease(STORE, purpose="push", shared=True):  # another pusher shares the store's lease
+                assert engine.push(STORE).pushed == 1
+        finally:
+            live.close()
+        assert book.get_run(dead_run).state == "interrupted"
+        assert book.get_run(live_run).state == "running"  # its process lives: not ours to end

@@ -5,17 +5,20 @@ Every query of :class:`~connector_core.db.book.OrderBook` and its mixins
 (``ON CONFLICT ... DO UPDATE``, ``RETURNING``); what is SQLite's alone is
 overridden here: opening (a URL, no file), the schema version, leases
 (advisory locks, see :mod:`.leases`), and the WAL tuning of
-:meth:`bulk_writes` (nothing to tune). :meth:`claim_shipments` adds the
+:meth:`bulk_writes` (nothing to tune), and the database session each run is
+started from (:meth:`close_abandoned_runs` ends the runs of dead sessions
+while other pushers share the store). :meth:`claim_shipments` adds the
 claim several workers can share: ``FOR UPDATE SKIP LOCKED`` hands each
 pending shipment to one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from connector_core.clock import now_iso
 from connector_core.db import book as sqlite_book
 from connector_core.db.connection import transaction
 from connector_core.db.leases import DEFAULT_TTL
@@ -23,6 +26,9 @@ from connector_core.db.postgres import leases, migrations
 from connector_core.db.postgres.connection import PgConnection
 from connector_core.db.rows import OutboxEntry, outbox_entry
 from connector_core.db.target import mask_url
+
+_SESSION = "SELECT pid::text || '@' || backend_start::text FROM pg_stat_activity"
+"""A database session's identity: its backend pid and start time (a pid alone is reused)."""
 
 
 class PostgresBook(sqlite_book.OrderBook):
@@ -74,6 +80,33 @@ class PostgresBook(sqlite_book.OrderBook):
         shared holders and keeps out only the exclusive one (a sync).
         """
         return leases.acquire(self.url, f"store:{store}", purpose=purpose, wait=wait, shared=shared)
+
+    def start_run(self, kind: str, store: str, sites: Sequence[str] | None = None) -> int:
+        """Record that a sync or push of ``store`` starts now, with this connection's session; the run's id."""
+        with self.transaction() as c:
+            row = c.execute(
+                "INSERT INTO runs (kind, store, sites, started_at, session)"
+                f" VALUES (?, ?, ?, ?, ({_SESSION} WHERE pid = pg_backend_pid())) RETURNING id",
+                (kind, store, ",".join(sites) if sites else None, now_iso()),
+            ).fetchone()
+        return int(row[0])
+
+    def close_abandoned_runs(self, kind: str, store: str, keep: int, *, alone: bool = True) -> int:
+        """End as ``interrupted`` the other ``kind`` runs of ``store`` still marked running that no process runs.
+
+        With ``alone`` every such run (the caller's lease is exclusive);
+        otherwise those whose database session has ended: a host process
+        keeps its book's connection for the whole run, so a run whose session
+        is gone was left by a process that was killed or cut off.
+        """
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE runs SET state = 'interrupted', ended_at = ?, error = ?"
+                " WHERE kind = ? AND store = ? AND state = 'running' AND id != ?"
+                f" AND (? = 1 OR (session IS NOT NULL AND session NOT IN ({_SESSION})))",
+                (now_iso(), "its process ended before the run did (killed, or cut off)", kind, store, keep, int(alone)),
+            )
+            return int(cur.rowcount)
 
     def lease_holders(self, store: str) -> int:
         """How many sessions hold ``store``'s lease now (shared pushers count one each)."""
