@@ -9,8 +9,9 @@ senders; each shipment is pushed by exactly one of them
 and the calling thread records the finished pushes
 (:func:`~connector_core.push.outbox.record_pushes`), a batch of them per write
 transaction: it waits up to :data:`BATCH_WAIT` after the first of a batch
-for more to finish, so one commit covers many pushes. Delivery stays at-least-once and a re-push stays idempotent (the
-plugin answers ``already_applied``).
+for more to finish, so one commit covers many pushes. Delivery stays
+at-least-once and a re-push stays idempotent (the plugin answers
+``already_applied``).
 
 With ``processes=N`` the senders run in N forked processes (threads split
 between them) and send each attempt back; this process keeps the lease,

@@ -97,13 +97,17 @@ class PostgresBook(sqlite_book.OrderBook):
         With ``alone`` every such run (the caller's lease is exclusive);
         otherwise those whose database session has ended: a host process
         keeps its book's connection for the whole run, so a run whose session
-        is gone was left by a process that was killed or cut off.
+        is gone was left by a process that was killed or cut off. A session
+        of another role whose start time the server hides is taken as live
+        while its pid is.
         """
         with self.transaction() as c:
             cur = c.execute(
                 "UPDATE runs SET state = 'interrupted', ended_at = ?, error = ?"
                 " WHERE kind = ? AND store = ? AND state = 'running' AND id != ?"
-                f" AND (? = 1 OR (session IS NOT NULL AND session NOT IN ({_SESSION})))",
+                " AND (? = 1 OR (session IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
+                " WHERE a.pid::text = split_part(runs.session, '@', 1) AND (a.backend_start IS NULL"
+                " OR a.pid::text || '@' || a.backend_start::text = runs.session))))",
                 (now_iso(), "its process ended before the run did (killed, or cut off)", kind, store, keep, int(alone)),
             )
             return int(cur.rowcount)
