@@ -128,7 +128,7 @@ def test_a_batch_of_recorded_pushes_is_one_transaction(engine: Engine, book: Ord
     assert {book.get_order("shop", k).status for k in keys} == {OrderStatus.SHIPPED}
 
 
-def test_the_recorder_gathers_pushes_that_finish_close_together() -> None:
+def test_the_recorder_gathers_pushes_that_finish_close_together(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch is the first finished push and every other one within BATCH_WAIT, at most BATCH_MAX."""
     import queue
     import threading
@@ -143,16 +143,17 @@ def test_the_recorder_gathers_pushes_that_finish_close_together() -> None:
     for n in range(concurrent.BATCH_MAX + 5):
         results.put(n)
     assert len(concurrent._next_batch(results, left=1000)) == concurrent.BATCH_MAX
-    while True:  # drain the rest
-        try:
-            results.get_nowait()
-        except queue.Empty:
-            break
+    while not results.empty():
+        results.get_nowait()
+    monkeypatch.setattr(concurrent, "BATCH_WAIT", 2.0)  # long enough for a loaded machine's timer thread
     results.put("first")
-    threading.Timer(concurrent.BATCH_WAIT / 4, results.put, args=("soon",)).start()
+    threading.Timer(0.05, results.put, args=("soon",)).start()
+    assert concurrent._next_batch(results, left=2) == ["first", "soon"]  # left reached: no wait past it
+    monkeypatch.setattr(concurrent, "BATCH_WAIT", 0.2)
+    results.put("alone")
     started = time.monotonic()
-    assert concurrent._next_batch(results, left=10) == ["first", "soon"]
-    assert time.monotonic() - started < concurrent.BATCH_WAIT + 1.0  # bounded: ends at its deadline
+    assert concurrent._next_batch(results, left=10) == ["alone"]
+    assert 0.15 <= time.monotonic() - started < 5  # waited its BATCH_WAIT, then stopped: bounded
 
 
 def test_a_page_of_auto_accepts_is_claimed_and_recorded_in_one_write_each(
