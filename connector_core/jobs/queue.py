@@ -177,6 +177,7 @@ async def enqueue_pending_pushes_async(app: Any, book_target: str | None) -> lis
 
 
 def _stores_of(jobs: Any) -> set[str]:
+    """The stores the ``jobs`` (procrastinate jobs of this module's tasks) are about."""
     return {str(job.task_kwargs.get("store", "")) for job in jobs}
 
 
@@ -187,9 +188,7 @@ def enqueue_due(app: Any, book_target: str | None) -> list[str]:
     and one whose sync is running too, so running this often never piles
     syncs up. Returns the stores queued.
     """
-    running = {
-        str(job.task_kwargs.get("store", "")) for job in app.job_manager.list_jobs(task=SYNC_TASK, status="doing")
-    }
+    running = _stores_of(app.job_manager.list_jobs(task=SYNC_TASK, status="doing"))
     return [store for store in _due(book_target) if store not in running and defer_sync(app, store) is not None]
 
 
@@ -199,10 +198,7 @@ async def enqueue_due_async(app: Any, book_target: str | None) -> list[str]:
     A store whose sync job is running is left out: the job may not have
     recorded its start in the book yet, which would make the store look due.
     """
-    running = {
-        str(job.task_kwargs.get("store", ""))
-        for job in await app.job_manager.list_jobs_async(task=SYNC_TASK, status="doing")
-    }
+    running = _stores_of(await app.job_manager.list_jobs_async(task=SYNC_TASK, status="doing"))
     due = [store for store in _due(book_target) if store not in running]
     return await _defer_each_async(app, SYNC_TASK, "sync", due)
 
