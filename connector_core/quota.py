@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from connector_core.errors import ConnectorError, QuotaError
 
 if TYPE_CHECKING:
+    from connector_core.db.rows import StoreRecord
     from connector_core.db.storage import OrderStore
     from connector_core.models import QuotaModel
     from connector_core.plugins import PluginHost
@@ -79,11 +80,21 @@ def store_blocks(host: PluginHost, book: OrderStore) -> dict[str, datetime | Non
     out: dict[str, datetime | None] = {}
     for record in book.list_stores():
         try:
-            scoped = scope_of(host, record.marketplace, record.name, record.settings)
-            out[record.name] = book.quota_blocked_until(*scoped)
+            out[record.name] = saved_store_block(host, book, record)
         except ConnectorError:
             out[record.name] = None
     return out
+
+
+def saved_store_block(host: PluginHost, book: OrderStore, record: StoreRecord) -> datetime | None:
+    """When the quota block of a saved store's partner ends, or ``None`` while calls may be made."""
+    return book.quota_blocked_until(*scope_of(host, record.marketplace, record.name, record.settings))
+
+
+def _aligned_end(epoch: float, seconds: int) -> datetime:
+    """The end of the aligned window of ``seconds`` (e.g. the clock hour) that holds ``epoch``."""
+    start = int(epoch)
+    return datetime.fromtimestamp(start - start % seconds + seconds, UTC)
 
 
 def window_end(runtime: Runtime, store: StoreContext, now: datetime | None = None) -> datetime:
@@ -92,8 +103,7 @@ def window_end(runtime: Runtime, store: StoreContext, now: datetime | None = Non
     model = runtime.host.info(store.marketplace).quota
     seconds = model.window_seconds if model is not None else DEFAULT_WINDOW
     if model is not None and model.aligned:
-        epoch = int(moment.timestamp())
-        return datetime.fromtimestamp(epoch - epoch % seconds + seconds, UTC)
+        return _aligned_end(moment.timestamp(), seconds)
     return moment + timedelta(seconds=seconds)
 
 
@@ -201,8 +211,7 @@ class Ledger:
             ):
                 return
             if model.aligned:
-                end = now - now % model.window_seconds + model.window_seconds
-                until = datetime.fromtimestamp(round(end), UTC)
+                until = _aligned_end(now, model.window_seconds)
             else:
                 until = datetime.fromtimestamp(now + model.window_seconds / self.limit, UTC)
             span = "hour" if model.window_seconds == 3600 else f"{model.window_seconds} s"

@@ -55,9 +55,7 @@ def _run(
 
 def _blocked_until(engine: Engine, store: str) -> str | None:
     """When the quota block of ``store``'s partner ends (ISO), if it is blocked now."""
-    record = engine.book.get_store(store)
-    marketplace, partner = quota.scope_of(engine.host, record.marketplace, record.name, record.settings)
-    until = engine.book.quota_blocked_until(marketplace, partner)
+    until = quota.saved_store_block(engine.host, engine.book, engine.book.get_store(store))
     return None if until is None else until.isoformat()
 
 
