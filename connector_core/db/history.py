@@ -154,6 +154,11 @@ class HistoryTables:
 
     conn: sqlite3.Connection
 
+    RUN_SESSION = "NULL"
+    """SQL for the database session a run is started from (``runs.session``); SQLite has none to name."""
+    RUN_SESSION_GONE: str | None = None
+    """SQL, true of a ``runs`` row whose session has ended; ``None`` where the book cannot tell (SQLite)."""
+
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover - OrderBook's
         raise NotImplementedError
 
@@ -163,10 +168,11 @@ class HistoryTables:
     # -- runs ------------------------------------------------------------------
 
     def start_run(self, kind: str, store: str, sites: Sequence[str] | None = None) -> int:
-        """Record that a sync or push of ``store`` starts now; return the run's id."""
+        """Record that a sync or push of ``store`` starts now (with this connection's session); the run's id."""
         with self.transaction() as c:
             row = c.execute(
-                "INSERT INTO runs (kind, store, sites, started_at) VALUES (?, ?, ?, ?) RETURNING id",
+                f"INSERT INTO runs (kind, store, sites, started_at, session) VALUES (?, ?, ?, ?, {self.RUN_SESSION})"
+                " RETURNING id",
                 (kind, store, ",".join(sites) if sites else None, now_iso()),
             ).fetchone()
         return int(row[0])
@@ -198,16 +204,18 @@ class HistoryTables:
         Called by a run that holds the store's lease. With ``alone`` (the
         lease is exclusive, or no one else shares it) no other process can be
         running that work, so such a row was left by one that was killed or
-        cut off before it could record its end. Without it this file cannot
-        tell a live run from a dead one, and nothing is ended (the PostgreSQL
-        book can: it ends the runs whose database session is gone).
+        cut off before it could record its end. Without it only the runs whose
+        database session has ended (:data:`RUN_SESSION_GONE`: a host process
+        keeps its book's connection for the whole run); a book that cannot
+        tell (SQLite) ends none.
         """
-        if not alone:
+        if not alone and self.RUN_SESSION_GONE is None:
             return 0
+        gone = "" if alone else f" AND {self.RUN_SESSION_GONE}"
         with self.transaction() as c:
             cur = c.execute(
                 "UPDATE runs SET state = 'interrupted', ended_at = ?, error = ?"
-                " WHERE kind = ? AND store = ? AND state = 'running' AND id != ?",
+                " WHERE kind = ? AND store = ? AND state = 'running' AND id != ?" + gone,
                 (now_iso(), "its process ended before the run did (killed, or cut off)", kind, store, keep),
             )
             return int(cur.rowcount)

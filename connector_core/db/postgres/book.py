@@ -6,19 +6,18 @@ Every query of :class:`~connector_core.db.book.OrderBook` and its mixins
 overridden here: opening (a URL, no file), the schema version, leases
 (advisory locks, see :mod:`.leases`), and the WAL tuning of
 :meth:`bulk_writes` (nothing to tune), and the database session each run is
-started from (:meth:`close_abandoned_runs` ends the runs of dead sessions
-while other pushers share the store). :meth:`claim_shipments` adds the
+started from (:attr:`RUN_SESSION`: ``close_abandoned_runs`` ends the runs of
+dead sessions while other pushers share the store). :meth:`claim_shipments` adds the
 claim several workers can share: ``FOR UPDATE SKIP LOCKED`` hands each
 pending shipment to one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from connector_core.clock import now_iso
 from connector_core.db import book as sqlite_book
 from connector_core.db.connection import transaction
 from connector_core.db.leases import DEFAULT_TTL
@@ -27,12 +26,19 @@ from connector_core.db.postgres.connection import PgConnection
 from connector_core.db.rows import OutboxEntry, outbox_entry
 from connector_core.db.target import mask_url
 
-_SESSION = "SELECT pid::text || '@' || backend_start::text FROM pg_stat_activity"
-"""A database session's identity: its backend pid and start time (a pid alone is reused)."""
-
 
 class PostgresBook(sqlite_book.OrderBook):
     """The order book in a PostgreSQL database (``postgresql://user:password@host/db``)."""
+
+    RUN_SESSION = "(SELECT pid::text || '@' || backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid())"
+    """A run's session: its backend pid and start time (a pid alone is reused)."""
+    RUN_SESSION_GONE = (
+        "session IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
+        " WHERE a.pid::text = split_part(runs.session, '@', 1)"
+        " AND (a.backend_start IS NULL OR a.pid::text || '@' || a.backend_start::text = runs.session))"
+    )
+    """No live session is the run's. Another role's session whose start time the server hides is taken
+    as the run's while its pid is alive, so a live run is never ended."""
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:
         self.url = url
@@ -80,37 +86,6 @@ class PostgresBook(sqlite_book.OrderBook):
         shared holders and keeps out only the exclusive one (a sync).
         """
         return leases.acquire(self.url, f"store:{store}", purpose=purpose, wait=wait, shared=shared)
-
-    def start_run(self, kind: str, store: str, sites: Sequence[str] | None = None) -> int:
-        """Record that a sync or push of ``store`` starts now, with this connection's session; the run's id."""
-        with self.transaction() as c:
-            row = c.execute(
-                "INSERT INTO runs (kind, store, sites, started_at, session)"
-                f" VALUES (?, ?, ?, ?, ({_SESSION} WHERE pid = pg_backend_pid())) RETURNING id",
-                (kind, store, ",".join(sites) if sites else None, now_iso()),
-            ).fetchone()
-        return int(row[0])
-
-    def close_abandoned_runs(self, kind: str, store: str, keep: int, *, alone: bool = True) -> int:
-        """End as ``interrupted`` the other ``kind`` runs of ``store`` still marked running that no process runs.
-
-        With ``alone`` every such run (the caller's lease is exclusive);
-        otherwise those whose database session has ended: a host process
-        keeps its book's connection for the whole run, so a run whose session
-        is gone was left by a process that was killed or cut off. A session
-        of another role whose start time the server hides is taken as live
-        while its pid is.
-        """
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE runs SET state = 'interrupted', ended_at = ?, error = ?"
-                " WHERE kind = ? AND store = ? AND state = 'running' AND id != ?"
-                " AND (? = 1 OR (session IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
-                " WHERE a.pid::text = split_part(runs.session, '@', 1) AND (a.backend_start IS NULL"
-                " OR a.pid::text || '@' || a.backend_start::text = runs.session))))",
-                (now_iso(), "its process ended before the run did (killed, or cut off)", kind, store, keep, int(alone)),
-            )
-            return int(cur.rowcount)
 
     def lease_holders(self, store: str) -> int:
         """How many sessions hold ``store``'s lease now (shared pushers count one each)."""
