@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
@@ -91,7 +92,7 @@ def start_forked(process: multiprocessing.process.BaseProcess) -> None:
         process.start()
 
 
-def enter_forked_child(parent_ends: Iterable[Connection]) -> None:
+def enter_forked_child(parent_ends: Iterable[Connection | socket.socket]) -> None:
     """First steps of a forked child: leave Ctrl-C to the parent, close the parent's ends of the pipes.
 
     Ctrl-C reaches the whole process group; the parent decides and stops its
