@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 import attrs
 import orjson
 
-from connector_core.clock import utc_iso
 from connector_core.errors import PayloadError
 from connector_core.models import MarketplaceStatus, Order, OrderStatus, PushResult, Shipment, from_json, to_json
 
@@ -50,8 +49,9 @@ def stored_form(data: dict[str, Any]) -> tuple[str, str, str]:
     The hash is of the two columns' bytes, so nothing is serialised twice.
     ``data`` is not modified.
     """
-    canonical = dump_bytes({k: v for k, v in data.items() if k != "raw"})
-    raw = dump_bytes(data.get("raw", {}))
+    fields = dict(data)  # a shallow copy (in C) without the raw payload: ``data`` stays as it is
+    raw = dump_bytes(fields.pop("raw", {}))
+    canonical = dump_bytes(fields)
     digest = hashlib.sha256(canonical)
     digest.update(b"\n")
     digest.update(raw)  # == sha256 of f"{canonical}\n{raw}", without building that text
@@ -64,11 +64,6 @@ def shipment_key(shipment: Shipment) -> str:
         return f"id:{shipment.shipment_id}"
     items = sorted((i.line_key, i.quantity) for i in shipment.items)
     return "t:" + hashlib.sha256(dumps([shipment.tracking_number, items]).encode()).hexdigest()[:32]
-
-
-def iso(value: Any) -> str | None:
-    """A datetime column's text (``None`` stays ``None``)."""
-    return None if value is None else utc_iso(value)
 
 
 @attrs.frozen
@@ -142,8 +137,8 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
         order.order_number,
         order.status.value,
         order.marketplace_status.code,
-        iso(order.order_date),
-        iso(order.modified_date),
+        data["order_date"],  # to_json wrote the dates as the book writes them (utc_iso)
+        data["modified_date"],
         canonical,
         raw,
         digest,  # == order_hash(order)
