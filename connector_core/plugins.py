@@ -69,29 +69,6 @@ def get_plugin_manager(
     return pm
 
 
-def _direct(caller: Any) -> Any:
-    """The hook's one implementation itself, when pluggy's dispatch would only call it and return its result.
-
-    That is a ``firstresult`` hook with one implementation and no wrapper
-    (the store's plugin, the others removed): pluggy's loop costs about 2 µs
-    per call, and an import calls ``map_order``, ``map_status`` and
-    ``should_auto_accept`` for every order. Any other hook keeps ``caller``.
-    """
-    impls = caller.get_hookimpls()
-    spec = caller.spec
-    if spec is None or not spec.opts.get("firstresult") or len(impls) != 1:
-        return caller
-    impl = impls[0]
-    if impl.hookwrapper or impl.wrapper:
-        return caller
-    function, names = impl.function, tuple(impl.argnames)
-
-    def call(**kwargs: Any) -> Any:
-        return function(*[kwargs[name] for name in names])  # pluggy passes an implementation its arguments so
-
-    return call
-
-
 _STORE_HOOKS = (
     "connect",
     "fetch_orders",
@@ -186,7 +163,7 @@ class PluginHost:
             if target is None:
                 self.info(marketplace)  # raises the friendly error
             others = [p for p in self.pm.get_plugins() if p is not target]
-            caller = _direct(self.pm.subset_hook_caller(hook, remove_plugins=others))
+            caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
             self._callers[key] = caller
         return caller(**kwargs)
 
