@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
@@ -49,7 +49,7 @@ from connector_core.secrets import redact
 from connector_core.store_context import StoreContext
 from connector_core.sync.accepts import AcceptReport, drain_accepts
 from connector_core.sync.pipeline import MappedPage, Pipeline, pipeline_for
-from connector_core.sync.workers import MIN_PAGE, MapWorkers
+from connector_core.sync.workers import MIN_PAGE, MapWorkers, raws_of
 
 log = logging.getLogger("connector_core.sync")
 
@@ -176,7 +176,7 @@ def _sync(
         return _deferred(runtime, store, report, quota.block(runtime, store, err))
     pipeline = pipeline_for(runtime, store)
     pool: MapWorkers | None = None
-    in_flight: deque[FetchPage] = deque()  # pages handed to the workers, in fetch order
+    in_flight: deque[_InFlight] = deque()  # pages handed to the workers, in fetch order
     stopped: list[str] = []
     quota_until: list[datetime] = []
 
@@ -205,9 +205,9 @@ def _sync(
             if close is not None:
                 close()
 
-    def finish(page: FetchPage, mapped: MappedPage) -> None:
+    def finish(page: FetchPage, mapped: MappedPage, count: int | None = None) -> None:
         nonlocal report
-        report = _store_page(runtime, pipeline, page, mapped, lease, report)
+        report = _store_page(runtime, pipeline, page, mapped, lease, report, count)
         if report.quota_until is not None and not quota_until:
             quota_until.append(datetime.fromisoformat(report.quota_until.replace("Z", "+00:00")))
         if progress is not None:
@@ -220,8 +220,9 @@ def _sync(
         pool.close()
         pool = None
         while in_flight:  # mapping is deterministic: the pages a worker held are mapped here instead
-            page = in_flight.popleft()
-            finish(page, pipeline.map_page(page.orders, keep_orders=True))
+            held = in_flight.popleft()
+            raws = held.page.orders if held.message is None else raws_of(held.message)
+            finish(held.page, pipeline.map_page(raws, keep_orders=True), held.size)
 
     with contextlib.ExitStack() as stack:
         large = False
@@ -235,22 +236,28 @@ def _sync(
             if pool is None:
                 finish(page, pipeline.map_page(page.orders, keep_orders=True))
             else:
+                sent = False
                 try:
-                    pool.submit(list(page.orders))
-                    in_flight.append(page)
+                    message = pool.submit(list(page.orders))
+                    # the page waits for its rows without its payloads: the message keeps them, in far fewer
+                    # objects, so the collector has less to walk and the host holds less memory
+                    in_flight.append(_InFlight(attrs.evolve(page, orders=()), len(page.orders), message))
+                    sent = True
                     while pool.full:
-                        finish(in_flight[0], pool.receive())
+                        held = in_flight[0]
+                        finish(held.page, pool.receive(), held.size)
                         in_flight.popleft()
                 except WorkerFailed as err:
-                    if not in_flight or in_flight[-1] is not page:
-                        in_flight.append(page)
+                    if not sent:
+                        in_flight.append(_InFlight(page, len(page.orders), None))
                     without_workers(err)
             if stop is not None and stop.is_set():  # a page boundary: the pages in flight are stored below
                 report = attrs.evolve(report, interrupted=True)
                 break
         while pool is not None and in_flight:
             try:
-                finish(in_flight[0], pool.receive())
+                held = in_flight[0]
+                finish(held.page, pool.receive(), held.size)
                 in_flight.popleft()
             except WorkerFailed as err:
                 without_workers(err)
@@ -306,10 +313,30 @@ def _start_workers(runtime: Runtime, pipeline: Pipeline, count: int) -> MapWorke
         return None
 
 
+class _InFlight(NamedTuple):
+    """A page handed to a map worker, until its rows come back."""
+
+    page: FetchPage
+    """The page; without its raw orders once they are sent (``message`` carries them)."""
+    size: int
+    """How many raw orders the page had."""
+    message: bytes | None
+    """What was sent (:func:`~connector_core.sync.workers.raws_of` reads it back); ``None`` if nothing was."""
+
+
 def _store_page(
-    runtime: Runtime, pipeline: Pipeline, page: FetchPage, mapped: MappedPage, lease: Lease, report: SyncReport
+    runtime: Runtime,
+    pipeline: Pipeline,
+    page: FetchPage,
+    mapped: MappedPage,
+    lease: Lease,
+    report: SyncReport,
+    count: int | None = None,
 ) -> SyncReport:
-    """Store one mapped page with its cursor and accept intents (one transaction), then drain the accepts."""
+    """Store one mapped page with its cursor and accept intents (one transaction), then drain the accepts.
+
+    ``count``: how many raw orders the page had, when they are no longer in it (sent to a worker).
+    """
     store = pipeline.store
     rejects = [
         Reject(stage=r.stage, reason=redact(r.reason), order_key=r.order_key, path=r.path, payload=r.payload)
@@ -326,7 +353,8 @@ def _store_page(
     stats = runtime.book.save_rows(store.name, rows, rejects, page.cursor, accept=accept)
     by_key = {row.order_key: row for row in rows}
     drained = drain_accepts(runtime, store, orders=orders, rows=by_key, lease=lease)
-    report = _add(report, page, stats, drained.accepted, drained.failed + drained.retry + mapped.accept_errors)
+    fetched = len(page.orders) if count is None else count
+    report = _add(report, page, fetched, stats, drained.accepted, drained.failed + drained.retry + mapped.accept_errors)
     if drained.quota_until is not None:
         report = attrs.evolve(report, quota_until=utc_iso(drained.quota_until))
     if page.failure:
@@ -409,11 +437,13 @@ def refresh_catalogue(runtime: Runtime, store: StoreContext) -> None:
         log.warning("%s: catalogue refresh failed: %s", store.name, err)
 
 
-def _add(report: SyncReport, page: FetchPage, stats: PageStats, accepted: int, accept_errors: int) -> SyncReport:
+def _add(
+    report: SyncReport, page: FetchPage, orders: int, stats: PageStats, accepted: int, accept_errors: int
+) -> SyncReport:
     return attrs.evolve(
         report,
         pages=report.pages + 1,
-        fetched=report.fetched + len(page.orders) + len(page.rejects),
+        fetched=report.fetched + orders + len(page.rejects),
         inserted=report.inserted + stats.inserted,
         updated=report.updated + stats.updated,
         unchanged=report.unchanged + stats.unchanged,

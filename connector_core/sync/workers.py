@@ -37,8 +37,8 @@ Why a socket pair with a length prefix of our own rather than
 reads it in pieces, each read allocating a buffer the size of what is left,
 while ``send_bytes`` copies what is left after each partial write. Here a
 message is sent with ``sendall`` and read with ``recv_into`` one buffer of
-its full size (``bench/RESULTS.md``, round 8: 2.2 MB read in 0.3 ms instead
-of 2.8 ms).
+its full size (``bench/pipe_cost.py``, in ``bench/RESULTS.md`` round 8: a
+2.2 MB page read in a median 0.5 ms of CPU instead of 2.5 ms).
 
 ``Engine(workers=N)``, ``connector-host sync --workers N`` or
 ``$CONNECTOR_HOST_WORKERS`` choose the number; ``0`` maps in process. The
@@ -217,8 +217,12 @@ class MapWorkers:
         """Whether every worker already has :data:`IN_FLIGHT` pages."""
         return len(self._sent) >= IN_FLIGHT * len(self._workers)
 
-    def submit(self, raws: list[RawOrder]) -> None:
-        """Send one page's raw orders to the next worker; raise :class:`WorkerFailed` if it is gone."""
+    def submit(self, raws: list[RawOrder]) -> bytes:
+        """Send one page's raw orders to the next worker; raise :class:`WorkerFailed` if it is gone.
+
+        Returns the message sent: :func:`raws_of` gives the raw orders back
+        from it (to map the page in process if the worker fails).
+        """
         index = self._next
         self._next = (index + 1) % len(self._workers)
         conn = self._workers[index][1]
@@ -236,6 +240,7 @@ class MapWorkers:
             raise WorkerFailed(f"map worker {index + 1} is gone ({type(sender.error).__name__})")
         sender.send(data)
         self._sent.append((index, conn))
+        return data
 
     def receive(self) -> MappedPage:
         """The result of the oldest page sent; :class:`WorkerFailed` if its worker failed or died."""
@@ -286,6 +291,13 @@ def _unpack(value: tuple[Any, ...]) -> MappedPage:
     )
 
 
+def raws_of(message: bytes | bytearray) -> list[RawOrder]:
+    """The raw orders of a page's message to a worker (what :meth:`MapWorkers.submit` sent)."""
+    body = memoryview(message)[1:]
+    items = orjson.loads(body) if message[:1] == _JSON else pickle.loads(body)
+    return [RawOrder(order_key=k, payload=p, site=s) for k, s, p in items]
+
+
 def _serve(conn: socket.socket, parent_ends: list[socket.socket], pipeline: Pipeline) -> None:
     """Worker body: map each page read from ``conn`` until the pipe ends."""
     enter_forked_child(parent_ends)
@@ -315,10 +327,7 @@ def _serve(conn: socket.socket, parent_ends: list[socket.socket], pipeline: Pipe
             sender.close()
             return
         try:
-            body = memoryview(data)[1:]
-            items = orjson.loads(body) if data[:1] == _JSON else pickle.loads(body)
-            raws = [RawOrder(order_key=k, payload=p, site=s) for k, s, p in items]
-            message: tuple[str, Any] = ("page", _pack(pipeline.map_page(raws)))
+            message: tuple[str, Any] = ("page", _pack(pipeline.map_page(raws_of(data))))
             out = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

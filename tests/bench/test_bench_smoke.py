@@ -110,3 +110,14 @@ def test_http_cost_reports_both_clients_at_each_latency(capsys: pytest.CaptureFi
     ]
     assert all(r["requests"] >= 30 and r["wall_ms"] > 0 for r in lines)
     assert all(r["wall_ms"] >= 5 for r in lines if r["latency_ms"] == 5.0)  # each answer waited its latency
+
+
+def test_pipe_cost_measures_both_pipes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The pipe benchmark echoes a message through each pipe and reports both."""
+    import pipe_cost
+
+    assert pipe_cost.main(["--size", "300000", "--rounds", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("message 300,000 bytes, 3 rounds")
+    names = [line.split(" write ")[0].strip() for line in out[1:]]
+    assert names == ["socket pair (map workers)", "multiprocessing.Pipe"]
