@@ -106,7 +106,8 @@ def _pipe(size: int = PIPE_BUFFER) -> tuple[socket.socket, socket.socket]:
 def _send(sock: socket.socket, data: bytes) -> None:
     """Write one message: its length, then its bytes (``sendall`` writes them without copying what is left)."""
     sock.sendall(_LENGTH.pack(len(data)))
-    sock.sendall(data)
+    if data:  # an empty message is its length alone: the reader may already be gone when it has read it
+        sock.sendall(data)
 
 
 def _read_exact(sock: socket.socket, size: int) -> bytearray:

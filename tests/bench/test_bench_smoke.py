@@ -121,3 +121,17 @@ def test_pipe_cost_measures_both_pipes(capsys: pytest.CaptureFixture[str]) -> No
     assert out[0].startswith("message 300,000 bytes, 3 rounds")
     names = [line.split(" write ")[0].strip() for line in out[1:]]
     assert names == ["socket pair (map workers)", "multiprocessing.Pipe"]
+
+
+def test_partitioned_experiment_stores_what_the_import_stores(capsys: pytest.CaptureFixture[str]) -> None:
+    """The site-partitioned experiment fetches, maps and stores the same orders as the real import."""
+    import json
+
+    import partitioned
+
+    assert partitioned.main(["--orders", "300", "--runs", "sites,import"]) == 0
+    sites, real = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (sites["run"], real["run"]) == ("sites", "import")
+    assert sites["fetched"] == real["fetched"] == 300
+    assert sites["stored"] == real["stored"] > 0
+    assert sites["worker_cpu_seconds"] > 0
