@@ -177,3 +177,26 @@ def test_cli_sync_takes_workers(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     with OrderBook(db) as book:
         assert book.count_orders("sp") > 200
+
+
+def test_a_worker_pipe_keeps_each_message_whole() -> None:
+    """Messages keep their bounds on the pipe, an empty one too; a large one crosses whole from the sender thread."""
+    from connector_core.sync import workers as pool
+
+    mine, theirs = pool._pipe()
+    try:
+        big = os.urandom(3 * 1024 * 1024)
+        pool._send(mine, b"")
+        pool._send(mine, b"page")
+        assert (pool._receive(theirs), pool._receive(theirs)) == (b"", b"page")
+        pool._send(mine, b"")
+        theirs.setblocking(False)
+        assert theirs.recv(64) == pool._LENGTH.pack(0)  # nothing follows the length of an empty message
+        theirs.setblocking(True)
+        sender = pool._Sender(mine, "test-sender")
+        sender.send(big)
+        assert pool._receive(theirs) == big
+        sender.close()
+    finally:
+        mine.close()
+        theirs.close()
