@@ -327,6 +327,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN session TEXT;
     """,
+    # v14: no index on order_items(sku). Every query that reads SKUs matches them with LIKE '%text%',
+    # which no index serves (EXPLAIN QUERY PLAN scans order_items, or reaches it by its primary key), so
+    # the index only cost each imported line a write (bench/RESULTS.md, round 8: about a fifth of storing a page)
+    """
+    DROP INDEX IF EXISTS order_items_sku;
+    """,
 ]
 """DDL scripts; ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
 

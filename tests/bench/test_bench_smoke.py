@@ -135,3 +135,13 @@ def test_partitioned_experiment_stores_what_the_import_stores(capsys: pytest.Cap
     assert sites["fetched"] == real["fetched"] == 300
     assert sites["stored"] == real["stored"] > 0
     assert sites["worker_cpu_seconds"] > 0
+
+
+def test_store_cost_saves_every_row_under_each_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    """The storing benchmark writes the mapped rows under each variant (it stops if a book misses one)."""
+    import store_cost
+
+    assert store_cost.main(["--orders", "300", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("rows in pages of 300; microseconds per order (CPU / wall)")
+    assert [line.split("  ")[2].strip() for line in out[2:]] == list(store_cost.VARIANTS)

@@ -244,3 +244,18 @@ def test_remove_store_deletes_its_data(book: OrderBook) -> None:
         assert book.conn.execute(f"SELECT count(*) FROM {tbl}").fetchone()[0] == 0
     with pytest.raises(StoreError, match="no store named 'shop'"):
         book.get_store("shop")
+
+
+def test_skus_are_found_by_search_without_an_index_of_their_own(book: OrderBook) -> None:
+    """order_items has no SKU index (v14): SKU searches are LIKE '%text%', which scan order_items anyway."""
+    from connector_core.db.history import OrderFilter, order_where
+
+    _shop(book)
+    book.save_page("shop", _orders([1, 2, 3]))
+    indexes = {r[0] for r in book.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "order_items_sku" not in indexes and "orders_key" in indexes
+    where, args = order_where(OrderFilter(search="sku-2"))
+    query = f"EXPLAIN QUERY PLAN SELECT o.order_key FROM orders o{where}"
+    plan = " ".join(r[-1] for r in book.conn.execute(query, args))
+    assert "order_items" in plan  # the search reads the item lines, by the orders' key, not by SKU
+    assert [s.order_key for s in book.page_orders(OrderFilter(search="sku-2")).rows] == ["BZ0002"]
