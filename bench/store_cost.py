@@ -8,8 +8,6 @@ writes them, to a new file each time. Each round runs every variant once,
 in turn, so the machine's drift falls on all of them:
 
 * ``as is``: the book as it is;
-* ``+ order_items(sku) index``: with the SKU index the book had before
-  version 14, put back;
 * ``foreign_keys off`` and ``synchronous off``: for reference only (the
   book needs both on: cascades, and a power cut must not undo a commit).
 
@@ -32,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 PAGE = 300
 VARIANTS: dict[str, tuple[str, ...]] = {
     "as is": (),
-    "+ order_items(sku) index": ("CREATE INDEX order_items_sku ON order_items(sku)",),
     "foreign_keys off": ("PRAGMA foreign_keys = OFF",),
     "synchronous off": ("PRAGMA synchronous = OFF",),
 }

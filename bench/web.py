@@ -63,7 +63,7 @@ def build_book(path: Path, orders: int) -> dict[str, Any]:
         records.add_user(book.conn, "bench", PASSWORD, replace=True)
         count = book.count_orders("bench")
         sample = book.list_orders(store="bench", limit=1)[0].order_key
-        sku = book.conn.execute("SELECT sku FROM order_items WHERE sku IS NOT NULL LIMIT 1").fetchone()[0]
+        sku = book.conn.execute("SELECT skus FROM orders WHERE skus IS NOT NULL LIMIT 1").fetchone()[0].split("\n")[0]
     return {"orders": count, "import_s": round(seconds, 2), "rejected": report.rejected, "key": sample, "sku": sku}
 
 

@@ -325,7 +325,6 @@ class OrderBook(OutboxTables, HistoryTables, QuotaTable, LedgerTable):
             inserts: list[tuple[Any, ...]] = []
             updates: list[tuple[Any, ...]] = []
             unchanged = 0
-            item_rows: list[tuple[Any, ...]] = []
             accepts: list[tuple[Any, ...]] = []
             for key, row in latest.items():
                 digest = row.hash
@@ -333,32 +332,23 @@ class OrderBook(OutboxTables, HistoryTables, QuotaTable, LedgerTable):
                 if held == digest:
                     unchanged += 1
                     continue
-                item_rows.extend((store, key, *item) for item in row.items)
                 if held is not None:
-                    updates.append((*row[1:10], stamp, store, key))
+                    updates.append((*row[1:], stamp, store, key))
                 else:
-                    inserts.append((store, *row[:10], stamp, stamp))
+                    inserts.append((store, *row, stamp, stamp))
                 if key in wanted:
                     accepts.append((store, key, stamp))
             c.executemany(
                 "INSERT INTO orders (store, order_key, order_number, status, marketplace_status, order_date,"
-                " modified_date, canonical, raw, hash, marketplace_status_name, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " modified_date, canonical, raw, hash, marketplace_status_name, skus, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
             )
             c.executemany(
                 "UPDATE orders SET order_number = ?, status = ?, marketplace_status = ?, order_date = ?,"
-                " modified_date = ?, canonical = ?, raw = ?, hash = ?, marketplace_status_name = ?,"
+                " modified_date = ?, canonical = ?, raw = ?, hash = ?, marketplace_status_name = ?, skus = ?,"
                 " host_changed_at = NULL, updated_at = ? WHERE store = ? AND order_key = ?",
                 updates,
-            )
-            c.executemany(
-                "DELETE FROM order_items WHERE store = ? AND order_key = ?",
-                [(store, u[-1]) for u in updates],
-            )
-            c.executemany(
-                "INSERT INTO order_items (store, order_key, line_key, sku, quantity) VALUES (?, ?, ?, ?, ?)",
-                item_rows,
             )
             self._queue_accepts(c, accepts)
             _insert_rejects(c, store, rejects, stamp)

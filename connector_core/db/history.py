@@ -107,8 +107,7 @@ def order_where(flt: OrderFilter) -> tuple[str, list[Any]]:
             " OR json_extract(o.canonical, '$.customer.name') LIKE ? ESCAPE '\\'"
             " OR json_extract(o.canonical, '$.customer.email') LIKE ? ESCAPE '\\'"
             " OR json_extract(o.canonical, '$.ship_to.name') LIKE ? ESCAPE '\\'"
-            " OR EXISTS (SELECT 1 FROM order_items i WHERE i.store = o.store AND i.order_key = o.order_key"
-            " AND i.sku LIKE ? ESCAPE '\\'))"
+            " OR o.skus LIKE ? ESCAPE '\\')"
         )
         args.extend([like] * 6)
     return sql, args

@@ -105,8 +105,8 @@ class OrderRow(NamedTuple):
     raw: str
     hash: str
     marketplace_status_name: str | None
-    items: tuple[tuple[str, str | None, int], ...]
-    """``(line_key, sku, quantity)`` per line: the index of SKUs; the items themselves are in ``canonical``."""
+    skus: str | None
+    """The SKUs of the order's lines, one per line of text, for the SKU search (the lines are in ``canonical``)."""
 
 
 MAX_QUANTITY = 10**9
@@ -143,7 +143,7 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
         raw,
         digest,  # == order_hash(order)
         order.marketplace_status.name,
-        tuple((item["line_key"], item["sku"], item["quantity"]) for item in data["items"]),
+        "\n".join(sku for item in data["items"] if (sku := item["sku"])) or None,
     )
 
 

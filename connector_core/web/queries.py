@@ -161,8 +161,7 @@ def _where(f: OrderFilter, *, with_status: bool) -> tuple[str, list[Any]]:
             people_args = [like, *people_args]
         clauses.append(
             "(o.order_key = ? OR o.order_number = ? OR o.order_key LIKE ? ESCAPE '\\'"
-            " OR (o.store, o.order_key) IN (SELECT i.store, i.order_key FROM order_items i"
-            " WHERE i.sku LIKE ? ESCAPE '\\')"
+            " OR o.skus LIKE ? ESCAPE '\\'"
             f" OR {people})"
         )
         args += [f.q, f.q, like, like, *people_args]

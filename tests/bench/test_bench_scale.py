@@ -90,7 +90,7 @@ def test_the_pg_floor_copies_exactly_the_rows_the_book_wrote(
     count, _seconds, _cpu = pg._import(db, sandbox["url"], sandbox["partner_ids"][0])
     assert count == len(_valid_keys(sandbox))
     floor = pg._floor(db, tmp_path)
-    assert floor["rows"]["orders"] == count and floor["rows"]["order_items"] >= count
+    assert floor["rows"]["orders"] == count
     with psycopg.connect(db) as conn:
         for table in pg.TABLES:
             mine = conn.execute(f"SELECT * FROM {table} WHERE store = 'bench' EXCEPT SELECT * FROM floor_{table}")

@@ -137,8 +137,7 @@ def test_save_page_is_idempotent_and_updates_changes(book: OrderBook) -> None:
     third = book.save_page("shop", [changed])
     assert (third.inserted, third.updated, third.unchanged) == (0, 1, 0)
     assert book.get_order("shop", "BZ0002") == changed
-    items = book.conn.execute("SELECT line_key, sku, quantity FROM order_items WHERE order_key = 'BZ0002'").fetchall()
-    assert [tuple(r) for r in items] == [("9", "NEW-SKU", 4)]
+    assert book.conn.execute("SELECT skus FROM orders WHERE order_key = 'BZ0002'").fetchone()[0] == "NEW-SKU"
     assert book.get_cursor("shop") == {"seq": 3}
 
 
@@ -240,22 +239,67 @@ def test_remove_store_deletes_its_data(book: OrderBook) -> None:
     book.save_page("shop", _orders([1]), rejects=[Reject("parse", "x")], cursor={"seq": 1})
     book.add_shipment(Shipment(store="shop", order_key="BZ0001", tracking_number="T", ship_date=datetime.now(UTC)))
     book.remove_store("shop")
-    for tbl in ("orders", "order_items", "cursors", "outbox", "rejected"):
+    for tbl in ("orders", "cursors", "outbox", "rejected"):
         assert book.conn.execute(f"SELECT count(*) FROM {tbl}").fetchone()[0] == 0
     with pytest.raises(StoreError, match="no store named 'shop'"):
         book.get_store("shop")
 
 
-def test_skus_are_found_by_search_without_an_index_of_their_own(book: OrderBook) -> None:
-    """order_items has no SKU index (v14): SKU searches are LIKE '%text%', which scan order_items anyway."""
-    from connector_core.db.history import OrderFilter, order_where
+def test_skus_are_a_column_of_the_order_that_the_search_reads(book: OrderBook) -> None:
+    """An order's SKUs are one column (v14), one per line, NULL without any; the search finds an order by one."""
+    from connector_core.db.history import OrderFilter
 
     _shop(book)
-    book.save_page("shop", _orders([1, 2, 3]))
-    indexes = {r[0] for r in book.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "order_items_sku" not in indexes and "orders_key" in indexes
-    where, args = order_where(OrderFilter(search="sku-2"))
-    query = f"EXPLAIN QUERY PLAN SELECT o.order_key FROM orders o{where}"
-    plan = " ".join(r[-1] for r in book.conn.execute(query, args))
-    assert "order_items" in plan  # the search reads the item lines, by the orders' key, not by SKU
-    assert [s.order_key for s in book.page_orders(OrderFilter(search="sku-2")).rows] == ["BZ0002"]
+    two_lines = attrs.evolve(
+        _orders([4])[0],
+        items=[
+            LineItem(line_key="1", sku="RED-42", name="red", quantity=1, unit_price="5.00"),
+            LineItem(line_key="2", sku=None, name="gift wrap", quantity=1, unit_price="1.00"),
+            LineItem(line_key="3", sku="BLUE-40", name="blue", quantity=2, unit_price="6.00"),
+        ],
+    )
+    no_sku = attrs.evolve(
+        _orders([5])[0], items=[LineItem(line_key="1", sku=None, name="x", quantity=1, unit_price="1.00")]
+    )
+    book.save_page("shop", [*_orders([1, 2, 3]), two_lines, no_sku])
+    skus = dict(book.conn.execute("SELECT order_key, skus FROM orders").fetchall())
+    assert (skus["BZ0002"], skus["BZ0004"], skus["BZ0005"]) == ("SKU-2", "RED-42\nBLUE-40", None)
+    tables = {r[0] for r in book.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "order_items" not in tables
+
+    def found(text: str) -> list[str]:
+        return [s.order_key for s in book.page_orders(OrderFilter(search=text)).rows]
+
+    assert found("sku-2") == ["BZ0002"]
+    assert found("blue-4") == ["BZ0004"]  # any line's SKU, in any case
+
+
+def test_an_older_book_keeps_its_skus_when_upgraded(db_path: Path) -> None:
+    """A version-13 book's order_items rows become each order's skus column; the search still finds them."""
+    from connector_core.db.history import OrderFilter
+
+    db_path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db_path)
+    for script in MIGRATIONS[:13]:
+        raw.executescript(script)
+    raw.execute("PRAGMA user_version = 13")
+    raw.execute("INSERT INTO stores (name, marketplace, settings, created_at) VALUES ('shop', 'bazaar', '{}', 'x')")
+    order = _orders([8])[0]
+    from connector_core.db.rows import prepare_row
+
+    row = prepare_row(order)
+    raw.execute(
+        "INSERT INTO orders (store, order_key, order_number, status, marketplace_status, order_date, modified_date,"
+        " canonical, raw, hash, created_at, updated_at) VALUES ('shop', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'x', 'x')",
+        row[:9],
+    )
+    raw.executemany(
+        "INSERT INTO order_items (store, order_key, line_key, sku, quantity) VALUES ('shop', 'BZ0008', ?, ?, 1)",
+        [("1", "OLD-1"), ("2", None), ("3", "OLD-3")],
+    )
+    raw.commit()
+    raw.close()
+    with OrderBook(db_path) as book:
+        assert book.version == len(MIGRATIONS)
+        assert book.conn.execute("SELECT skus FROM orders").fetchone()[0].split("\n") == ["OLD-1", "OLD-3"]
+        assert [s.order_key for s in book.page_orders(OrderFilter(search="old-3")).rows] == ["BZ0008"]

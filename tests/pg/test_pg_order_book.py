@@ -47,7 +47,7 @@ def test_migrations_reach_the_sqlite_version_and_reopen_is_a_no_op(pg_url: str) 
     with open_book(pg_url) as book:
         assert book.version == len(SQLITE_MIGRATIONS)
         tables = {r[0] for r in book.conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert {"stores", "orders", "order_items", "cursors", "outbox", "accepts", "notifications", "catalogue"} <= tables
+    assert {"stores", "orders", "cursors", "outbox", "accepts", "notifications", "catalogue"} <= tables
     with open_book(pg_url) as again:
         assert again.version == len(SQLITE_MIGRATIONS)
         assert again.conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1

@@ -150,7 +150,8 @@ def sandbox_skus(sandbox: SpartooSandbox, host: PluginHost, scratch: Path) -> li
     with OrderBook(scratch) as book:
         book.add_store("scratch", "spartoo", sandbox.settings())
         Engine(host, book, workers=0).sync("scratch")
-        return sorted({r[0] for r in book.conn.execute("SELECT DISTINCT sku FROM order_items WHERE sku IS NOT NULL")})
+        lines = book.conn.execute("SELECT skus FROM orders WHERE skus IS NOT NULL")
+        return sorted({sku for (skus,) in lines for sku in skus.split("\n")})
 
 
 def add_catalogue(path: Path, skus: list[str], images: ImageServer) -> None:

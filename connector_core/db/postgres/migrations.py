@@ -69,7 +69,14 @@ EXECUTE FUNCTION orders_status_history()
 """.strip(),
 ]
 """SQLite's status-history trigger (version 11) as a PL/pgSQL trigger function and its trigger."""
-_SAME_AS = {"CREATE TRIGGER orders_status_history": _STATUS_HISTORY}
+_SKUS_BACKFILL = [
+    """
+UPDATE orders SET skus = (SELECT string_agg(i.sku, chr(10)) FROM order_items i
+                          WHERE i.store = orders.store AND i.order_key = orders.order_key)
+""".strip()
+]
+"""Version 14's backfill of ``orders.skus`` (SQLite's ``group_concat`` and ``char``: ``string_agg`` and ``chr``)."""
+_SAME_AS = {"CREATE TRIGGER orders_status_history": _STATUS_HISTORY, "UPDATE orders SET skus": _SKUS_BACKFILL}
 
 
 def _statements(script: str) -> list[str]:
