@@ -331,7 +331,7 @@ MIGRATIONS: list[str] = [
     # instead of a row per line in order_items with an index on sku. The SKU search was all that read them,
     # and it matches LIKE '%text%', which no index serves; the lines themselves are in the canonical document.
     # Writing them cost each imported order three rows, three index entries and three key checks
-    # (bench/RESULTS.md, round 8: about 40% of storing a page)
+    # (bench/RESULTS.md, round 8: about half of what storing a page cost)
     """
     ALTER TABLE orders ADD COLUMN skus TEXT;
     UPDATE orders SET skus = (SELECT group_concat(i.sku, char(10)) FROM order_items i

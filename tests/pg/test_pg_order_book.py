@@ -140,3 +140,40 @@ def test_password_is_masked_everywhere(pg_server: str) -> None:
     assert "s3cret-pw" not in str(info.value)
     assert "\n" not in str(info.value)
     assert mask_url("postgresql://u:pw@h/db?password=pw2") == "postgresql://u:***@h/db?password=***"
+
+
+def test_a_version_13_book_keeps_its_skus_when_upgraded(pg_url: str) -> None:
+    """Version 14's backfill in PostgreSQL's dialect: each order's order_items SKUs become its skus column."""
+    from connector_core.db.history import OrderFilter
+    from connector_core.db.postgres.migrations import MIGRATIONS
+
+    with psycopg.connect(pg_url, autocommit=False) as conn:
+        for statements in MIGRATIONS[:13]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (13)")
+        conn.execute(
+            "INSERT INTO stores (name, marketplace, settings, created_at) VALUES ('shop', 'bazaar', '{}', 'x')"
+        )
+        for key, skus in (("A1", ["OLD-1", None, "OLD-3"]), ("A2", [None])):
+            conn.execute(
+                "INSERT INTO orders (store, order_key, order_number, status, marketplace_status, order_date,"
+                " canonical, raw, hash, created_at, updated_at)"
+                " VALUES ('shop', %s, %s, 'pending', '1', 'x', '{}', '{}', 'h', 'x', 'x')",
+                (key, key),
+            )
+            for line, sku in enumerate(skus):
+                conn.execute(
+                    "INSERT INTO order_items (store, order_key, line_key, sku, quantity)"
+                    " VALUES ('shop', %s, %s, %s, 1)",
+                    (key, str(line), sku),
+                )
+        conn.commit()
+    with open_book(pg_url) as book:
+        assert book.version == len(SQLITE_MIGRATIONS)
+        skus = dict(book.conn.execute("SELECT order_key, skus FROM orders").fetchall())
+        assert skus == {"A1": "OLD-1\nOLD-3", "A2": None}
+        tables = {r[0] for r in book.conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert "order_items" not in tables
+        assert [s.order_key for s in book.page_orders(OrderFilter(search="OLD-3")).rows] == ["A1"]
