@@ -192,6 +192,7 @@ class MapWorkers:
                 )
                 start_forked(process)
                 theirs.close()
+                mine.settimeout(RECEIVE_TIMEOUT)  # a message the worker stops writing halfway is no endless wait
                 self._workers.append((process, mine))
                 self._senders.append(_Sender(mine, f"connector-host map sender {n + 1}"))
         except BaseException:
@@ -250,6 +251,8 @@ class MapWorkers:
             if not wait([conn], RECEIVE_TIMEOUT):
                 raise WorkerFailed(f"map worker {index + 1} did not answer within {RECEIVE_TIMEOUT:.0f} s")
             data = _receive(conn)
+        except TimeoutError:
+            raise WorkerFailed(f"map worker {index + 1} stopped sending its page for {RECEIVE_TIMEOUT:.0f} s") from None
         except (EOFError, OSError) as exc:
             raise WorkerFailed(f"map worker {index + 1} died ({type(exc).__name__})") from None
         kind, value = pickle.loads(data)

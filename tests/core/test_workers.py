@@ -145,6 +145,37 @@ def test_a_page_the_worker_cannot_map_is_mapped_in_process(
     assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)
 
 
+def test_a_worker_that_stops_halfway_through_its_page_is_given_up_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker that writes part of its rows and then hangs costs RECEIVE_TIMEOUT, not the sync."""
+    import time
+
+    from connector_core.sync import workers as pool
+
+    host_pid = os.getpid()
+    real = pool._send
+
+    def stalls_in_a_worker(sock: Any, data: bytes) -> None:
+        if os.getpid() == host_pid or len(data) < 64:
+            real(sock, data)
+            return
+        sock.sendall(pool._LENGTH.pack(len(data)) + data[: len(data) // 2])
+        time.sleep(60)  # the worker hangs with half its page written
+
+    monkeypatch.setattr(pool, "_send", stalls_in_a_worker)
+    monkeypatch.setattr(pool, "RECEIVE_TIMEOUT", 1.0)
+    with _sandbox() as alone, _sandbox() as parallel:
+        ref = _sync(tmp_path / "alone.sqlite3", alone, 0)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="connector_core"):
+            got = _sync(tmp_path / "parallel.sqlite3", parallel, 1)
+        took = time.monotonic() - started
+    assert "stopped sending its page for 1 s" in caplog.text
+    assert took < 30  # one timeout, then the rest in process (the hung worker is stopped, not waited for)
+    assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)
+
+
 def test_worker_count_from_the_environment_and_arguments() -> None:
     assert workers.auto_workers({"CONNECTOR_HOST_WORKERS": "3"}) == 3
     assert workers.auto_workers({"CONNECTOR_HOST_WORKERS": " 0 "}) == 0
