@@ -37,6 +37,8 @@ from common import Timer, peak_rss_mb
 from scenarios import ALL_SITES, floor_orders, import_orders, sandbox_process, store_settings
 
 RESULT = "RESULT "
+WAIT = 600.0
+"""Seconds the host waits for a site worker's next message before giving the run up."""
 
 
 def _site_worker(conn: Any, host: Any, store: Any, pipeline: Any) -> None:
@@ -71,8 +73,9 @@ def by_sites(url: str, partner_id: str, db: Path, workers: int) -> dict[str, Any
     host = PluginHost.create()
     with OrderBook(db) as book:
         book.add_store("bench", "spartoo", store_settings(url, partner_id, ALL_SITES))
-        store = Runtime(host, book).store_context("bench")
-        pipeline = pipeline_for(Runtime(host, book), store).with_catalogue({})
+        runtime = Runtime(host, book)
+        store = runtime.store_context("bench")
+        pipeline = pipeline_for(runtime, store).with_catalogue({})
         fetched = 0
         with Timer() as t:
             todo = list(ALL_SITES)
@@ -98,7 +101,10 @@ def by_sites(url: str, partner_id: str, db: Path, workers: int) -> dict[str, Any
                 _send(mine, todo.pop(0).encode() if todo else b"")
             live = set(children)
             while live:
-                for conn in wait(list(live), 600):
+                ready = wait(list(live), WAIT)
+                if not ready:
+                    raise SystemExit(f"error: no site worker sent anything for {WAIT:.0f} s")
+                for conn in ready:
                     message = pickle.loads(_receive(conn))
                     if message[0] == "done":  # the worker's site is stored: hand it the next, or let it end
                         if todo:
