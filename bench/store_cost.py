@@ -8,8 +8,9 @@ writes them, to a new file each time. Each round runs every variant once,
 in turn, so the machine's drift falls on all of them:
 
 * ``as is``: the book as it is;
-* ``foreign_keys off`` and ``synchronous off``: for reference only (the
-  book needs both on: cascades, and a power cut must not undo a commit).
+* ``foreign_keys off`` and ``synchronous off``: for reference only. The book
+  needs both as they are: foreign keys for its cascades, and
+  ``synchronous = NORMAL`` so that a power cut cannot corrupt the file.
 
 Prints the CPU and wall microseconds per order of each variant in each round,
 after one warm-up save (the first book a process writes is slower).
@@ -36,7 +37,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 
 
 def mapped_rows(count: int) -> list[Any]:
-    """``count`` orders' rows (fewer: the sandbox's broken orders are left out), with distinct keys."""
+    """The rows of ``count`` sandbox orders (fewer: the sandbox's broken orders are left out)."""
     from common import spartoo_document
     from connector_spartoo.xmlstream import OrderStream
 

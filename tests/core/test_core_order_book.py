@@ -16,6 +16,7 @@ from connector_core.db import OrderBook, Reject, default_db_path
 from connector_core.db import migrations as store_module
 from connector_core.db.connection import BUSY_TIMEOUT_MS
 from connector_core.db.migrations import MIGRATIONS
+from connector_core.db.rows import prepare_row
 from connector_core.errors import StoreError
 from connector_core.models import LineItem, Order, RawOrder, Shipment
 from connector_core.store_context import StoreContext
@@ -284,10 +285,7 @@ def test_an_older_book_keeps_its_skus_when_upgraded(db_path: Path) -> None:
         raw.executescript(script)
     raw.execute("PRAGMA user_version = 13")
     raw.execute("INSERT INTO stores (name, marketplace, settings, created_at) VALUES ('shop', 'bazaar', '{}', 'x')")
-    order = _orders([8])[0]
-    from connector_core.db.rows import prepare_row
-
-    row = prepare_row(order)
+    row = prepare_row(_orders([8])[0])
     raw.execute(
         "INSERT INTO orders (store, order_key, order_number, status, marketplace_status, order_date, modified_date,"
         " canonical, raw, hash, created_at, updated_at) VALUES ('shop', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'x', 'x')",
