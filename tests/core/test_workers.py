@@ -164,15 +164,15 @@ def test_a_worker_that_stops_halfway_through_its_page_is_given_up_in_bounded_tim
         time.sleep(60)  # the worker hangs with half its page written
 
     monkeypatch.setattr(pool, "_send", stalls_in_a_worker)
-    monkeypatch.setattr(pool, "RECEIVE_TIMEOUT", 1.0)
+    monkeypatch.setattr(pool, "RECEIVE_TIMEOUT", 3.0)  # room for the worker's first answer on a slow machine
     with _sandbox() as alone, _sandbox() as parallel:
         ref = _sync(tmp_path / "alone.sqlite3", alone, 0)
         started = time.monotonic()
         with caplog.at_level(logging.WARNING, logger="connector_core"):
             got = _sync(tmp_path / "parallel.sqlite3", parallel, 1)
         took = time.monotonic() - started
-    assert "stopped sending its page for 1 s" in caplog.text
-    assert took < 30  # one timeout, then the rest in process (the hung worker is stopped, not waited for)
+    assert "stopped sending its page for 3 s" in caplog.text
+    assert took < 40  # one timeout, then the rest in process (the hung worker is stopped, not waited for)
     assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)
 
 
