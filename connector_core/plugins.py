@@ -8,14 +8,25 @@ group, registers built-ins and extra plugins, and runs ``check_pending()``.
 :class:`PluginHost` has one typed method per hook. Store hooks are called on
 the store's own marketplace plugin only (a pluggy subset hook caller that
 leaves every other plugin out), always with keyword arguments.
+
+:meth:`PluginHost.page_hooks` resolves the three hooks called once per order
+(``map_order``, ``map_status``, ``should_auto_accept``) for one page at a
+time. When the store's plugin is the hook's only implementation and nothing
+watches the plugin manager's calls, the page calls that implementation
+directly, as pluggy itself would (arguments by the names it declares, its
+result as the first result): pluggy's dispatch costs about 4 µs a call, more
+than mapping a status (``bench/RESULTS.md``, round 9). Anything else (a
+wrapper, a second implementation, hook-call monitoring or tracing, which the
+contract kit uses to see which hooks ran) goes through pluggy.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import attrs
 import pluggy
 
 from connector_core import hookspecs
@@ -91,6 +102,8 @@ class PluginHost:
         self._infos: dict[str, MarketplaceInfo] = {}
         self._plugins: dict[str, object] = {}
         self._callers: dict[tuple[str, str], Any] = {}
+        # what pluggy runs hook calls with while nobody monitors them (add_hookcall_monitoring replaces it)
+        self._unwatched = getattr(pm, "_inner_hookexec", _UNKNOWN)
         self.schemas = SchemaRegistry()
         canonical = canonical_registry()
         for name in canonical.names():
@@ -155,7 +168,7 @@ class PluginHost:
 
     # -- dispatch ------------------------------------------------------------
 
-    def _call(self, marketplace: str, hook: str, **kwargs: Any) -> Any:
+    def _caller(self, marketplace: str, hook: str) -> Any:
         key = (marketplace, hook)
         caller = self._callers.get(key)
         if caller is None:
@@ -165,7 +178,45 @@ class PluginHost:
             others = [p for p in self.pm.get_plugins() if p is not target]
             caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
             self._callers[key] = caller
-        return caller(**kwargs)
+        return caller
+
+    def _call(self, marketplace: str, hook: str, **kwargs: Any) -> Any:
+        return self._caller(marketplace, hook)(**kwargs)
+
+    def resolve(self, marketplace: str, hook: str) -> Callable[..., Any]:
+        """``_call(marketplace, hook, **kwargs)`` as one function, for calls made before anything can change.
+
+        The lone implementation itself when calling it directly is what
+        pluggy would do (see the module docstring); the subset hook caller
+        otherwise.
+        """
+        caller = self._caller(marketplace, hook)
+        impls = caller.get_hookimpls()
+        if (
+            len(impls) != 1
+            or self._unwatched is _UNKNOWN
+            or getattr(self.pm, "_inner_hookexec", None) is not self._unwatched
+        ):
+            return caller  # type: ignore[no-any-return]
+        impl = impls[0]
+        if impl.hookwrapper or getattr(impl, "wrapper", False):
+            return caller  # type: ignore[no-any-return]
+        function, names = impl.function, tuple(impl.argnames)
+
+        def direct(**kwargs: Any) -> Any:
+            return function(*[kwargs[name] for name in names])
+
+        return direct
+
+    def page_hooks(self, store: StoreContext) -> PageHooks:
+        """The per-order hooks of ``store`` resolved once, for one page (see the module docstring)."""
+        return PageHooks(
+            self,
+            store,
+            self.resolve(store.marketplace, "map_order"),
+            self.resolve(store.marketplace, "map_status"),
+            self.resolve(store.marketplace, "should_auto_accept"),
+        )
 
     def _require(self, marketplace: str, hook: str, result: Any) -> Any:
         if result is None:
@@ -194,17 +245,11 @@ class PluginHost:
 
     def map_status(self, store: StoreContext, marketplace_status: str) -> OrderStatus:
         """Canonical status of a marketplace code: the store's custom map first, then the plugin."""
-        custom = store.status_map.get(str(marketplace_status))
-        if custom is not None:
-            return OrderStatus(custom)
-        result = self._call(store.marketplace, "map_status", store=store, marketplace_status=str(marketplace_status))
-        if result is None:
-            return OrderStatus.ON_HOLD
-        if str(result) not in CANONICAL_STATUSES:
-            raise PluginError(
-                f"the {store.marketplace} plugin mapped {marketplace_status!r} to unknown status {result!r}"
-            )
-        return OrderStatus(result)
+        return _status_of(
+            store,
+            marketplace_status,
+            lambda code: self._call(store.marketplace, "map_status", store=store, marketplace_status=code),
+        )
 
     def push_shipment(self, store: StoreContext, order: Order, shipment: Shipment) -> PushResult:
         """Call ``push_shipment`` on the store's plugin."""
@@ -247,3 +292,51 @@ class PluginHost:
     def register_commands(self, cli: Any) -> None:
         """Let every plugin add CLI commands."""
         self.pm.hook.register_commands(cli=cli)
+
+
+_UNKNOWN = object()
+
+
+def _status_of(store: StoreContext, marketplace_status: str, plugin: Callable[[str], Any]) -> OrderStatus:
+    """The store's custom mapping of a code, else what ``plugin`` maps it to (``on_hold`` for nothing)."""
+    code = str(marketplace_status)
+    custom = store.status_map.get(code)
+    if custom is not None:
+        return OrderStatus(custom)
+    result = plugin(code)
+    if result is None:
+        return OrderStatus.ON_HOLD
+    if str(result) not in CANONICAL_STATUSES:
+        raise PluginError(f"the {store.marketplace} plugin mapped {marketplace_status!r} to unknown status {result!r}")
+    return OrderStatus(result)
+
+
+@attrs.frozen
+class PageHooks:
+    """``map_order``, ``map_status`` and ``should_auto_accept`` of one store, resolved for one page.
+
+    From :meth:`PluginHost.page_hooks`; each method checks the plugin's
+    answer as the :class:`PluginHost` method of the same name does.
+    """
+
+    host: PluginHost
+    store: StoreContext
+    _map_order: Callable[..., Any]
+    _map_status: Callable[..., Any]
+    _should_auto_accept: Callable[..., Any]
+
+    def map_order(self, raw: RawOrder) -> Order:
+        """The plugin's ``map_order`` of ``raw``; :class:`PluginError` if it gives nothing."""
+        result = self._map_order(store=self.store, raw=raw)
+        return self.host._require(self.store.marketplace, "map_order", result)  # type: ignore[no-any-return]
+
+    def map_status(self, marketplace_status: str) -> OrderStatus:
+        """Canonical status of a marketplace code: the store's custom map first, then the plugin."""
+        store = self.store
+        return _status_of(
+            store, marketplace_status, lambda code: self._map_status(store=store, marketplace_status=code)
+        )
+
+    def should_auto_accept(self, order: Order) -> bool:
+        """Whether the plugin wants ``order`` accepted now."""
+        return bool(self._should_auto_accept(store=self.store, order=order))

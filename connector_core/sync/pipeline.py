@@ -28,7 +28,7 @@ from connector_core.db.rows import OrderRow, Reject, prepare_row
 from connector_core.errors import PayloadError, ValidationError
 from connector_core.host_settings import ProductSettings
 from connector_core.models import CatalogueEntry, Order, RawOrder, to_json
-from connector_core.plugins import PluginHost
+from connector_core.plugins import PageHooks, PluginHost
 from connector_core.runtime import Runtime
 from connector_core.secrets import redact
 from connector_core.store_context import StoreContext
@@ -86,20 +86,23 @@ class Pipeline:
         """The same pipeline enriching from the snapshot ``entries`` (for a map worker)."""
         return attrs.evolve(self, catalogue=entries if self.products.use_catalogue else None)
 
-    def process(self, raw: RawOrder) -> tuple[Order, dict[str, Any]]:
+    def process(self, raw: RawOrder, hooks: PageHooks | None = None) -> tuple[Order, dict[str, Any]]:
         """One raw payload to its order and the order's JSON form (validated, and stored as is).
 
+        ``hooks``: the store's hooks resolved for the page (:meth:`PluginHost.page_hooks`).
         Raises :class:`PayloadError` when the payload is unusable.
         """
         store = self.store
+        if hooks is None:
+            hooks = self.host.page_hooks(store)
         if self.raw_schema is not None:
             self.host.schemas.validate(self.raw_schema, raw.payload, store=store.name, order_key=raw.order_key)
-        order = self.host.map_order(store, raw)
+        order = hooks.map_order(raw)
         if not isinstance(order, Order):
             raise PayloadError(f"map_order returned {type(order).__name__}, not Order", store=store.name)
         if order.store != store.name:
             order = attrs.evolve(order, store=store.name)
-        status = self.host.map_status(store, order.marketplace_status.code)
+        status = hooks.map_status(order.marketplace_status.code)
         if status != order.status:
             order = attrs.evolve(order, status=status)
         order = self.enrich(order)
@@ -121,10 +124,10 @@ class Pipeline:
         entries = self.catalogue if isinstance(self.catalogue, Mapping) else self.catalogue(skus)
         return catalogue.enrich(order, entries, self.products)
 
-    def wants_accept(self, order: Order) -> bool | None:
+    def wants_accept(self, order: Order, hooks: PageHooks | None = None) -> bool | None:
         """The plugin's ``should_auto_accept``; ``None`` (logged) if it failed: the order is stored all the same."""
         try:
-            return self.host.should_auto_accept(self.store, order)
+            return (hooks or self.host.page_hooks(self.store)).should_auto_accept(order)
         except Exception as exc:
             log.warning("%s: could not decide whether to accept %s: %s", self.store.name, order.order_key, exc)
             return None
@@ -136,9 +139,10 @@ class Pipeline:
         rejects: list[Reject] = []
         accept: list[int] = []
         accept_errors = 0
+        hooks = self.host.page_hooks(self.store)  # resolved once a page: see connector_core.plugins
         for raw in raws:
             try:
-                order, document = self.process(raw)
+                order, document = self.process(raw, hooks)
                 row = prepare_row(order, document)
             except PayloadError as err:
                 rejects.append(reject_of(raw, getattr(err, "stage", "payload"), err.message, err.path))
@@ -149,7 +153,7 @@ class Pipeline:
                 )
                 rejects.append(reject_of(raw, "mapping", f"{type(exc).__name__}: {exc}", None))
                 continue
-            wanted = self.wants_accept(order)
+            wanted = self.wants_accept(order, hooks)
             if wanted is None:
                 accept_errors += 1
             elif wanted:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 
+import attrs
+import pluggy
 import pytest
 from bazaar_plugin import TOKEN, Bazaar, make_order
 
-from connector_core import hookspecs
+from connector_core import hookimpl, hookspecs
 from connector_core.db import OrderBook
 from connector_core.engine import Engine
 from connector_core.errors import ConfigError, PluginError
+from connector_core.models import Order, RawOrder
 from connector_core.plugins import PluginHost, get_plugin_manager
+from connector_core.store_context import StoreContext
 
 HOOKS = sorted(
     name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "connector_core_spec")
@@ -129,3 +133,60 @@ def test_fetch_catalogue_none_without_catalogue_export(host: PluginHost) -> None
         assert host.fetch_catalogue(store) is None
     finally:
         store.http.close()
+
+
+def _bazaar_store() -> StoreContext:
+    return StoreContext(name="b", marketplace="bazaar", settings={"token": TOKEN, "auto_accept": True})
+
+
+def _raw(seq: int) -> RawOrder:
+    return RawOrder(order_key=f"BZ{seq:04d}", payload=make_order(seq))
+
+
+def test_page_hooks_call_the_lone_implementation_without_pluggy(make_host: Callable[..., PluginHost]) -> None:
+    """Unwatched, a page's per-order hooks are the plugin's own methods, and answer as the host's methods do."""
+    bazaar = Bazaar("bazaar")
+    host = make_host(bazaar)
+    store = _bazaar_store()
+    for hook in ("map_order", "map_status", "should_auto_accept"):
+        assert not isinstance(host.resolve("bazaar", hook), pluggy.HookCaller), hook
+    hooks = host.page_hooks(store)
+    order = hooks.map_order(_raw(1))
+    assert order == host.map_order(store, _raw(1))
+    assert hooks.map_status("sent") == host.map_status(store, "sent")
+    assert hooks.should_auto_accept(order) is host.should_auto_accept(store, order) is True
+    assert [hook for hook, _ in bazaar.calls] == ["map_order", "map_order", "map_status", "map_status"]
+
+
+def test_page_hooks_go_through_pluggy_while_calls_are_monitored(make_host: Callable[..., PluginHost]) -> None:
+    """Hook-call monitoring (the contract kit's, or pluggy's tracing) sees every call a page makes."""
+    host = make_host(Bazaar("bazaar"))
+    seen: list[str] = []
+    undo = host.pm.add_hookcall_monitoring(lambda name, impls, kwargs: seen.append(name), lambda *args: None)
+    try:
+        assert isinstance(host.resolve("bazaar", "map_order"), pluggy.HookCaller)
+        hooks = host.page_hooks(_bazaar_store())
+        order = hooks.map_order(_raw(2))
+        hooks.map_status(order.marketplace_status.code)
+        hooks.should_auto_accept(order)
+    finally:
+        undo()
+    assert seen == ["map_order", "map_status", "should_auto_accept"]
+    assert not isinstance(host.resolve("bazaar", "map_order"), pluggy.HookCaller)  # unwatched again
+
+
+class _WrappedBazaar(Bazaar):
+    """A Bazaar whose plugin also wraps its own ``map_order`` (a second implementation: pluggy must run both)."""
+
+    @hookimpl(wrapper=True, specname="map_order")
+    def flag_mapped(self, store: StoreContext, raw: RawOrder) -> Generator[None, Order, Order]:
+        order = yield
+        return attrs.evolve(order, flags=(*order.flags, "wrapped"))
+
+
+def test_page_hooks_keep_pluggy_for_a_wrapped_hook(make_host: Callable[..., PluginHost]) -> None:
+    """A hook with a wrapper is called through pluggy, so the wrapper still runs."""
+    host = make_host(_WrappedBazaar("bazaar"))
+    assert isinstance(host.resolve("bazaar", "map_order"), pluggy.HookCaller)
+    assert not isinstance(host.resolve("bazaar", "map_status"), pluggy.HookCaller)
+    assert "wrapped" in host.page_hooks(_bazaar_store()).map_order(_raw(3)).flags
