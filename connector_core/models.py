@@ -96,6 +96,8 @@ def _raw_rejects(value: Iterable[RawReject]) -> tuple[RawReject, ...]:
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # already aware UTC (what a mapping hands over, and every copy of an order)
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"datetime {value.isoformat()} has no time zone; canonical dates are aware UTC")
     return value.astimezone(UTC)
@@ -106,6 +108,8 @@ def _opt_utc(value: datetime | None) -> datetime | None:
 
 
 def _dec(value: Any) -> Decimal:
+    if type(value) is Decimal:
+        return value
     if isinstance(value, float):
         raise TypeError("money must be Decimal or str, never float")
     return value if isinstance(value, Decimal) else Decimal(str(value))
@@ -477,6 +481,8 @@ def to_json(value: Any) -> dict[str, Any]:
 
 
 def _iso_z(value: datetime) -> str:
+    if value.tzinfo is UTC:  # an Order's dates always are (its converters made them so): utc_iso's own form
+        return value.isoformat().replace("+00:00", "Z")
     return utc_iso(_utc(value))
 
 

@@ -43,19 +43,23 @@ def order_hash(order: Order) -> str:
     return stored_form(to_json(order))[2]
 
 
-def stored_form(data: dict[str, Any]) -> tuple[str, str, str]:
+def stored_form(data: dict[str, Any], raw: bytes | None = None) -> tuple[str, str, str]:
     """The ``canonical`` and ``raw`` column texts of an order's JSON form, and their content hash.
 
     The hash is of the two columns' bytes, so nothing is serialised twice.
-    ``data`` is not modified.
+    ``raw``: the raw column's bytes (:func:`dump_bytes` of ``data["raw"]``)
+    when the caller already has them; they are hashed as they are, and the
+    raw text returned is then empty (the caller holds it). ``data`` is not
+    modified.
     """
     fields = dict(data)  # a shallow copy (in C) without the raw payload: ``data`` stays as it is
-    raw = dump_bytes(fields.pop("raw", {}))
+    payload = fields.pop("raw", {})
+    encoded = dump_bytes(payload) if raw is None else raw
     canonical = dump_bytes(fields)
     digest = hashlib.sha256(canonical)
     digest.update(b"\n")
-    digest.update(raw)  # == sha256 of f"{canonical}\n{raw}", without building that text
-    return canonical.decode(), raw.decode(), digest.hexdigest()
+    digest.update(encoded)  # == sha256 of f"{canonical}\n{raw}", without building that text
+    return canonical.decode(), "" if raw is not None else encoded.decode(), digest.hexdigest()
 
 
 def shipment_key(shipment: Shipment) -> str:
@@ -89,7 +93,7 @@ class PageStats:
 
 
 class OrderRow(NamedTuple):
-    """One order as :meth:`OrderBook.save_rows` writes it: its columns, content hash and item rows.
+    """One order as :meth:`OrderBook.save_rows` writes it: its columns, content hash and SKUs.
 
     Built by :func:`prepare_row` from the order's JSON form; plain strings and
     tuples, so a page of them crosses a process boundary cheaply.
@@ -113,11 +117,14 @@ MAX_QUANTITY = 10**9
 """A line quantity above this is no real order (and SQLite's integers end at 2**63)."""
 
 
-def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRow:
+def prepare_row(order: Order, document: dict[str, Any] | None = None, raw: bytes | None = None) -> OrderRow:
     """The row of ``order``; ``document`` is its :func:`~connector_core.models.to_json` form if already made.
 
-    One JSON form per order: the hash, both JSON columns and the item rows
-    come from it. ``document`` is not modified. A quantity no order can hold
+    One JSON form per order: the hash, both JSON columns and the SKUs
+    come from it. ``raw``: the raw column's bytes, when the caller has them
+    already (a map worker is sent each payload so encoded); the row's
+    ``raw`` is then left empty for the caller to fill in (see
+    :func:`stored_form`). ``document`` is not modified. A quantity no order can hold
     (above :data:`MAX_QUANTITY`) is a :class:`PayloadError` of this order
     alone, raised here rather than as an ``OverflowError`` by the page's write.
     """
@@ -131,7 +138,7 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
                 order_key=order.order_key,
                 path=f"$.items[{i}].quantity",
             )
-    canonical, raw, digest = stored_form(data)
+    canonical, raw_text, digest = stored_form(data, raw)
     return OrderRow(
         order.order_key,
         order.order_number,
@@ -140,7 +147,7 @@ def prepare_row(order: Order, document: dict[str, Any] | None = None) -> OrderRo
         data["order_date"],  # to_json wrote the dates as the book writes them (utc_iso)
         data["modified_date"],
         canonical,
-        raw,
+        raw_text,
         digest,  # == order_hash(order)
         order.marketplace_status.name,
         "\n".join(sku for item in data["items"] if (sku := item["sku"])) or None,

@@ -46,7 +46,8 @@ class MappedPage:
     """A page of raw orders after :meth:`Pipeline.map_page`: rows to store, rejects, orders to accept.
 
     ``accept`` indexes ``rows``. ``orders`` are the mapped orders themselves
-    when mapped in process; a map worker sends rows only.
+    when mapped in process; a map worker sends rows only, without the raw
+    column of those ``raw_from`` names: its host already holds those bytes.
     """
 
     rows: tuple[OrderRow, ...] = ()
@@ -54,6 +55,9 @@ class MappedPage:
     accept: tuple[int, ...] = ()
     accept_errors: int = 0
     orders: tuple[Order, ...] | None = None
+    raw_from: tuple[int, ...] | None = None
+    """With ``encoded`` payloads: for each row, the index of the payload whose bytes are its ``raw``
+    column (left empty in the row), or -1 when the row's ``raw`` is its own."""
 
 
 def raw_schema_of(host: PluginHost, marketplace: str) -> str | None:
@@ -132,18 +136,31 @@ class Pipeline:
             log.warning("%s: could not decide whether to accept %s: %s", self.store.name, order.order_key, exc)
             return None
 
-    def map_page(self, raws: Sequence[RawOrder], *, keep_orders: bool = False) -> MappedPage:
-        """Map a page of raw orders; decide which to auto-accept. See the module docstring."""
+    def map_page(
+        self, raws: Sequence[RawOrder], *, keep_orders: bool = False, encoded: Sequence[bytes | None] | None = None
+    ) -> MappedPage:
+        """Map a page of raw orders; decide which to auto-accept. See the module docstring.
+
+        ``encoded``: beside each raw order, its payload as the raw column
+        stores it (:func:`~connector_core.db.rows.dump_bytes`), or ``None``.
+        An order that keeps its payload as its ``raw`` (as the marketplace
+        sent it) is stored with those bytes, without encoding it again: its
+        row's ``raw`` is left for the caller to fill (:attr:`MappedPage.raw_from`).
+        """
         rows: list[OrderRow] = []
         orders: list[Order] = []
         rejects: list[Reject] = []
         accept: list[int] = []
+        raw_from: list[int] | None = None if encoded is None else []
         accept_errors = 0
         hooks = self.host.page_hooks(self.store)  # resolved once a page: see connector_core.plugins
-        for raw in raws:
+        for index, raw in enumerate(raws):
             try:
                 order, document = self.process(raw, hooks)
-                row = prepare_row(order, document)
+                known = None if encoded is None else encoded[index]
+                if known is not None and order.raw != raw.payload:
+                    known = None  # the plugin's raw is not the payload it was given: encoded from the order
+                row = prepare_row(order, document, known)
             except PayloadError as err:
                 rejects.append(reject_of(raw, getattr(err, "stage", "payload"), err.message, err.path))
                 continue
@@ -159,6 +176,8 @@ class Pipeline:
             elif wanted:
                 accept.append(len(rows))
             rows.append(row)
+            if raw_from is not None:
+                raw_from.append(-1 if known is None else index)
             if keep_orders:
                 orders.append(order)
         return MappedPage(
@@ -167,6 +186,7 @@ class Pipeline:
             accept=tuple(accept),
             accept_errors=accept_errors,
             orders=tuple(orders) if keep_orders else None,
+            raw_from=None if raw_from is None else tuple(raw_from),
         )
 
 

@@ -49,7 +49,7 @@ from connector_core.secrets import redact
 from connector_core.store_context import StoreContext
 from connector_core.sync.accepts import AcceptReport, drain_accepts
 from connector_core.sync.pipeline import MappedPage, Pipeline, pipeline_for
-from connector_core.sync.workers import MIN_PAGE, MapWorkers, raws_of
+from connector_core.sync.workers import MIN_PAGE, MapWorkers, Sent, raws_of
 
 log = logging.getLogger("connector_core.sync")
 
@@ -221,7 +221,7 @@ def _sync(
         pool = None
         while in_flight:  # mapping is deterministic: the pages a worker held are mapped here instead
             held = in_flight.popleft()
-            raws = held.page.orders if held.message is None else raws_of(held.message)
+            raws = held.page.orders if held.sent is None else raws_of(held.sent)
             finish(held.page, pipeline.map_page(raws, keep_orders=True), held.size)
 
     with contextlib.ExitStack() as stack:
@@ -236,19 +236,19 @@ def _sync(
             if pool is None:
                 finish(page, pipeline.map_page(page.orders, keep_orders=True))
             else:
-                sent = False
+                handed = False
                 try:
-                    message = pool.submit(list(page.orders))
-                    # the page waits for its rows without its payloads: the message keeps them, in far fewer
-                    # objects, so the collector has less to walk and the host holds less memory
-                    in_flight.append(_InFlight(attrs.evolve(page, orders=()), len(page.orders), message))
-                    sent = True
+                    sent = pool.submit(list(page.orders))
+                    # the page waits for its rows without its payloads: what was sent keeps them encoded, in far
+                    # fewer objects, so the collector has less to walk and the host holds less memory
+                    in_flight.append(_InFlight(attrs.evolve(page, orders=()), len(page.orders), sent))
+                    handed = True
                     while pool.full:
                         held = in_flight[0]
                         finish(held.page, pool.receive(), held.size)
                         in_flight.popleft()
                 except WorkerFailed as err:
-                    if not sent:
+                    if not handed:
                         in_flight.append(_InFlight(page, len(page.orders), None))
                     without_workers(err)
             if stop is not None and stop.is_set():  # a page boundary: the pages in flight are stored below
@@ -317,10 +317,10 @@ class _InFlight(NamedTuple):
     """A page handed to a map worker, until its rows come back."""
 
     page: FetchPage
-    """The page; without its raw orders once they are sent (``message`` carries them)."""
+    """The page; without its raw orders once they are sent (``sent`` carries them)."""
     size: int
     """How many raw orders the page had."""
-    message: bytes | None
+    sent: Sent | None
     """What was sent (:func:`~connector_core.sync.workers.raws_of` reads it back); ``None`` if nothing was."""
 
 

@@ -22,13 +22,21 @@ at once.
   stored with its cursor in fetch order, as without workers.
 * A worker that dies or fails hands its pages back: the sync maps them in
   process and goes on without workers. Nothing is lost.
+* Each payload travels as the very bytes the order book's ``raw`` column
+  stores (orjson, keys sorted). The worker decodes it to map it and hashes
+  those bytes; when the plugin's order keeps the payload as its ``raw``, the
+  row comes back without that column and the host fills it in from what it
+  sent. The payload is encoded once and never travels back. A worker's
+  plugin therefore sees each payload's keys in sorted order: a JSON object's
+  members have no order, and the contract kit's ``pure_mapping`` check holds
+  plugins to that (and to leaving the payload as it was given).
 
 Why a pool of our own rather than :mod:`multiprocessing.pool` or
 :mod:`concurrent.futures`: those pickle each task and its result through one
 shared queue with a feeder thread; here each worker keeps at most
 :data:`IN_FLIGHT` pages on a pipe of its own, results come back in the order
 sent (a page is committed with its cursor in fetch order), payloads travel
-as orjson and rows as plain tuples, and a dead worker's pages are handed
+as orjson bytes and rows as plain tuples, and a dead worker's pages are handed
 back instead of failing the whole pool (measured in ``bench/RESULTS.md``,
 round 3: the pipe's cost is 14% of the host's time per order).
 
@@ -75,6 +83,9 @@ from connector_core.sync.pipeline import MappedPage, Pipeline
 
 log = logging.getLogger("connector_core.sync.workers")
 
+Sent = list[tuple[str, str | None, bytes | dict[str, Any]]]
+"""A page as sent to a worker: each raw order's key, site and payload (see :func:`_encoded`)."""
+
 MIN_PAGE = 200
 """A sync starts its workers at the first page of at least this many raw orders."""
 IN_FLIGHT = 4
@@ -85,7 +96,6 @@ SWITCH_INTERVAL = 0.001
 """GIL switch interval (seconds) of the host while it has workers, and of the workers."""
 PIPE_BUFFER = 4 * 1024 * 1024
 """Socket buffer size asked for on each end of a worker's pipe (a page of rows is about 3 MB)."""
-_JSON, _PICKLE = b"j", b"p"  # how a page's payloads travel to a worker
 _LENGTH = struct.Struct("!Q")  # each message on a worker's pipe: its length, then its bytes
 
 
@@ -179,7 +189,7 @@ class MapWorkers:
         self._workers: list[tuple[multiprocessing.process.BaseProcess, socket.socket]] = []
         self._senders: list[_Sender] = []
         self._switch_interval: float | None = None
-        self._sent: deque[tuple[int, socket.socket]] = deque()
+        self._sent: deque[tuple[int, socket.socket, Sent]] = deque()
         self._next = 0
         try:
             for n in range(count):
@@ -219,34 +229,30 @@ class MapWorkers:
         """Whether every worker already has :data:`IN_FLIGHT` pages."""
         return len(self._sent) >= IN_FLIGHT * len(self._workers)
 
-    def submit(self, raws: list[RawOrder]) -> bytes:
+    def submit(self, raws: list[RawOrder]) -> Sent:
         """Send one page's raw orders to the next worker; raise :class:`WorkerFailed` if it is gone.
 
-        Returns the message sent: :func:`raws_of` gives the raw orders back
-        from it (to map the page in process if the worker fails).
+        Returns what was sent: :func:`raws_of` gives the raw orders back from
+        it (to map the page in process if the worker fails).
         """
         index = self._next
         self._next = (index + 1) % len(self._workers)
         conn = self._workers[index][1]
-        payload = [(r.order_key, r.site, r.payload) for r in raws]
+        sent: Sent = [(r.order_key, r.site, _encoded(r.payload)) for r in raws]
         try:
-            # payloads are JSON documents: orjson sends them about ten times faster than pickle
-            data = _JSON + orjson.dumps(payload)
-        except (orjson.JSONEncodeError, TypeError):
-            try:
-                data = _PICKLE + pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:  # a payload that cannot be sent: the engine maps this page in process
-                raise WorkerFailed(f"a payload of this page cannot be sent to a worker: {type(exc).__name__}") from None
+            data = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a payload that cannot be sent: the engine maps this page in process
+            raise WorkerFailed(f"a payload of this page cannot be sent to a worker: {type(exc).__name__}") from None
         sender = self._senders[index]
         if sender.error is not None:
             raise WorkerFailed(f"map worker {index + 1} is gone ({type(sender.error).__name__})")
         sender.send(data)
-        self._sent.append((index, conn))
-        return data
+        self._sent.append((index, conn, sent))
+        return sent
 
     def receive(self) -> MappedPage:
         """The result of the oldest page sent; :class:`WorkerFailed` if its worker failed or died."""
-        index, conn = self._sent.popleft()
+        index, conn, sent = self._sent.popleft()
         try:
             if not wait([conn], RECEIVE_TIMEOUT):
                 raise WorkerFailed(f"map worker {index + 1} did not answer within {RECEIVE_TIMEOUT:.0f} s")
@@ -258,7 +264,7 @@ class MapWorkers:
         kind, value = pickle.loads(data)
         if kind != "page":
             raise WorkerFailed(f"map worker {index + 1} failed: {value}")
-        return _unpack(value)
+        return _unpack(value, sent)
 
     def close(self) -> None:
         """Stop the workers (each finishes the page it is on and exits)."""
@@ -283,23 +289,49 @@ class MapWorkers:
             self._switch_interval = None
 
 
+def _encoded(payload: dict[str, Any]) -> bytes | dict[str, Any]:
+    """A payload as it travels: the raw column's bytes (orjson, keys sorted), or the payload itself.
+
+    orjson writes what :func:`~connector_core.db.rows.dump_bytes` writes, so
+    the worker stores these very bytes; a payload orjson refuses (an integer
+    beyond 64 bits) travels as itself, pickled, and is encoded in the worker.
+    """
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return payload
+
+
 def _pack(page: MappedPage) -> tuple[Any, ...]:
     # rows as plain tuples: pickle then writes no class reference nor calls __getnewargs__ per row
-    return tuple(map(tuple, page.rows)), page.rejects, page.accept, page.accept_errors
+    return tuple(map(tuple, page.rows)), page.rejects, page.accept, page.accept_errors, page.raw_from
 
 
-def _unpack(value: tuple[Any, ...]) -> MappedPage:
-    rows, rejects, accept, accept_errors = value
-    return MappedPage(
-        rows=tuple(map(OrderRow._make, rows)), rejects=rejects, accept=accept, accept_errors=accept_errors
-    )
+_RAW = OrderRow._fields.index("raw")
 
 
-def raws_of(message: bytes | bytearray) -> list[RawOrder]:
-    """The raw orders of a page's message to a worker (what :meth:`MapWorkers.submit` sent)."""
-    body = memoryview(message)[1:]
-    items = orjson.loads(body) if message[:1] == _JSON else pickle.loads(body)
-    return [RawOrder(order_key=k, payload=p, site=s) for k, s, p in items]
+def _unpack(value: tuple[Any, ...], sent: Sent) -> MappedPage:
+    rows, rejects, accept, accept_errors, raw_from = value
+    if raw_from is None:
+        full = tuple(map(OrderRow._make, rows))
+    else:  # the raw column of these rows is what this process sent: filled in here, never sent back
+        full = tuple(
+            OrderRow._make(row)
+            if source < 0
+            else OrderRow._make((*row[:_RAW], _text(sent[source][2]), *row[_RAW + 1 :]))
+            for row, source in zip(rows, raw_from, strict=True)
+        )
+    return MappedPage(rows=full, rejects=rejects, accept=accept, accept_errors=accept_errors)
+
+
+def _text(encoded: bytes | dict[str, Any]) -> str:
+    assert isinstance(encoded, bytes), "a row's raw is only left out when its payload travelled encoded"
+    return encoded.decode()
+
+
+def raws_of(sent: Sent) -> list[RawOrder]:
+    """The raw orders of a page sent to a worker (what :meth:`MapWorkers.submit` returned)."""
+    return [RawOrder(order_key=k, payload=orjson.loads(p) if isinstance(p, bytes) else p, site=s) for k, s, p in sent]
 
 
 def _serve(conn: socket.socket, parent_ends: list[socket.socket], pipeline: Pipeline) -> None:
@@ -331,7 +363,10 @@ def _serve(conn: socket.socket, parent_ends: list[socket.socket], pipeline: Pipe
             sender.close()
             return
         try:
-            message: tuple[str, Any] = ("page", _pack(pipeline.map_page(raws_of(data))))
+            sent: Sent = pickle.loads(data)
+            encoded = [p if isinstance(p, bytes) else None for _, _, p in sent]
+            mapped = pipeline.map_page(raws_of(sent), encoded=encoded)
+            message: tuple[str, Any] = ("page", _pack(mapped))
             out = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

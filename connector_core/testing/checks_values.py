@@ -3,7 +3,10 @@ totals that add up, and mapping hooks that do no I/O."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+import attrs
 
 from connector_core.errors import PayloadError
 from connector_core.models import Order, to_json
@@ -70,19 +73,43 @@ def _comparable(order: Order) -> dict[str, Any]:
     return data
 
 
+def _keys_sorted(value: Any) -> Any:
+    """``value`` with the keys of every object in it in sorted order (as a map worker receives a payload)."""
+    if isinstance(value, dict):
+        return {key: _keys_sorted(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_keys_sorted(item) for item in value]
+    return value
+
+
 def check_pure_mapping(env: Env) -> str:
-    """map_order, map_status and should_auto_accept do no network or file I/O and give the same answer twice."""
+    """map_order, map_status and should_auto_accept do no I/O, answer the same twice, and leave the payload as it is.
+
+    map_order must also give the same order whatever the order of the payload's keys.
+    """
     store = env.store()
     raws = env.fetch(store)[0]
     offline = env.store(transport=RefusingTransport())  # the same store, with its HTTP client refusing to send
     hooks = {name: env.plugin_hook(name) for name in ("map_order", "map_status", "should_auto_accept")}
     mapped: list[Order] = []
     for raw in raws:
+        before = copy.deepcopy(raw.payload)
         try:
             order = env.map(store, raw)  # warm caches (imports, time zones) with I/O allowed
         except PayloadError:
             continue
+        if raw.payload != before:
+            raise fail(
+                f"map_order changed the payload it was given for {raw.order_key}: the host stores the payload "
+                "as fetched and may hand it to a worker already encoded; copy what you need to change"
+            )
         mapped.append(order)
+        reordered = attrs.evolve(raw, payload=_keys_sorted(raw.payload))
+        if _comparable(env.host.map_order(store, reordered)) != _comparable(env.host.map_order(store, raw)):
+            raise fail(
+                f"map_order gave another order for {raw.order_key} when the payload's keys came in another order: "
+                "a JSON object's members have no order (a map worker receives them sorted); read keys by name"
+            )
         with env.on_order(raw.order_key):
             again = _pure(env, "map_order", lambda r=raw: hooks["map_order"](store=offline, raw=r), raw.order_key)
         if isinstance(again, Order) and _comparable(again) != _comparable(env.host.map_order(store, raw)):

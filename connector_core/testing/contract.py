@@ -265,7 +265,12 @@ CHECKS: tuple[Check, ...] = (
         "Mapped values equal the sandbox's truth; money fits its currency",
         checks_values.check_expected_records,
     ),
-    Check("pure_mapping", 6, "Mapping hooks do no I/O and repeat exactly", checks_values.check_pure_mapping),
+    Check(
+        "pure_mapping",
+        6,
+        "Mapping hooks do no I/O, repeat exactly and leave the payload as it is",
+        checks_values.check_pure_mapping,
+    ),
     Check(
         "incremental",
         7,

@@ -187,6 +187,20 @@ def map_status_asks_the_api(store: StoreContext, marketplace_status: str) -> str
     return acme.map_status(store=store, marketplace_status=marketplace_status)
 
 
+def map_order_edits_its_payload(store: StoreContext, raw: RawOrder) -> Order:
+    """Marks each payload it maps, in place."""
+    raw.payload["mapped_by"] = "acme"
+    return acme.map_order(store=store, raw=raw)
+
+
+def map_order_reads_the_first_key(store: StoreContext, raw: RawOrder) -> Order:
+    """Takes the buyer's first field, whichever it is, as the customer's name."""
+    buyer = raw.payload["buyer"]
+    return _remap(
+        store, raw, customer=attrs.evolve(acme.map_order(store=store, raw=raw).customer, name=buyer[next(iter(buyer))])
+    )
+
+
 # -- cursors ---------------------------------------------------------------------------------------
 
 
@@ -358,6 +372,8 @@ VARIANTS: dict[str, tuple[object, frozenset[str]]] = {
         ),
         "map_order_reads_a_file": (acme_variant(map_order=map_order_reads_a_file), {"pure_mapping"}),
         "map_status_asks_the_api": (acme_variant(map_status=map_status_asks_the_api), {"pure_mapping"}),
+        "map_order_edits_its_payload": (acme_variant(map_order=map_order_edits_its_payload), {"pure_mapping"}),
+        "map_order_reads_the_first_key": (acme_variant(map_order=map_order_reads_the_first_key), {"pure_mapping"}),
         "cursor_runs_ahead": (acme_variant(fetch_orders=cursor_runs_ahead), {"cursors"}),
         "ignores_cursor": (acme_variant(fetch_orders=ignores_cursor), {"incremental", "cursors"}),
         "mapping_uses_the_clock": (acme_variant(map_order=mapping_uses_the_clock), {"cursors", "pure_mapping"}),

@@ -208,6 +208,7 @@ def parse_date(value: str, zone: ZoneInfo) -> datetime:
 _MONEY = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 MAX_AMOUNT = Decimal("1000000000")
 """An amount at or above this (a billion in the site's currency) is no real price: the order is quarantined."""
+_SHORT_AMOUNT = len(str(int(MAX_AMOUNT)))
 MAX_QUANTITY = 1_000_000
 """A products_qty above this is no real order line: the order is quarantined."""
 
@@ -215,7 +216,8 @@ MAX_QUANTITY = 1_000_000
 def parse_money(value: str) -> Decimal:
     """Read a price such as ``12.50``, ``12,50`` or ``1 234,50``; raises ``ValueError`` when unreadable."""
     if _MONEY.fullmatch(value):  # the usual shape: nothing to clean
-        return _plausible(Decimal(value), value)
+        # a text no longer than MAX_AMOUNT's digits less one is below it: nothing to check
+        return Decimal(value) if len(value) < _SHORT_AMOUNT else _plausible(Decimal(value), value)
     text = value.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     if re.fullmatch(r"-?[0-9]{1,3},[0-9]{3}", text):
         raise ValueError(f"{value!r} is ambiguous: a thousands separator or a decimal comma")
