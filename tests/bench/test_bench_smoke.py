@@ -145,3 +145,16 @@ def test_store_cost_saves_every_row_under_each_variant(capsys: pytest.CaptureFix
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("rows in pages of 300; microseconds per order (CPU / wall)")
     assert [line.split("  ")[2].strip() for line in out[2:]] == list(store_cost.VARIANTS)
+
+
+def test_map_cost_reports_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    """The worker-stage benchmark maps sandbox orders and prints one positive figure per stage."""
+    import map_cost
+
+    assert map_cost.main(["--orders", "60", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("best of 1; CPU microseconds per order")
+    assert int(out[0].split()[0]) > 40  # the sandbox's mappable orders, not the rejects
+    figures = {line.rsplit(maxsplit=1)[0].strip(): float(line.rsplit(maxsplit=1)[1]) for line in out[1:]}
+    assert "map_order, page hooks" in figures and "pipe: sorted bytes each, worker" in figures
+    assert len(figures) == 17 and all(v > 0 for v in figures.values())
