@@ -113,9 +113,13 @@ def map_order(store: StoreContext, raw: RawOrder) -> Order:  # type: ignore[empt
 
     During a large sync the host may call this hook, :func:`map_status` and
     :func:`should_auto_accept` in a worker process forked from it
-    (:mod:`connector_core.sync.workers`), with the payload carried there as JSON:
-    decide from the arguments alone, with no network or file I/O and no
-    state that must outlive the call.
+    (:mod:`connector_core.sync.workers`), with the payload carried there as JSON
+    whose object keys arrive sorted: decide from the arguments alone, with
+    no network or file I/O and no state that must outlive the call, read
+    keys by name, and leave ``raw.payload`` as it is (the host stores the
+    payload as it was fetched; copy what you need to change). Keep the
+    payload as the order's ``raw`` when you can: the host then stores the
+    bytes it already has instead of encoding them again.
     """
 
 
