@@ -37,6 +37,8 @@ Broken input:
 * a document that just ends too early (the body was cut: "premature end")
   raises :class:`TransientError`: it looks like a truncated transfer, which
   is worth retrying, whereas a reject would silently lose the missing orders.
+  The order being read when the body ended is never yielded, though the
+  parser closes it when told the document is over (lxml 6.2 and later).
 
 A ``<statut>`` envelope directly under the root with a negative ``<id>``
 raises the matching error (:func:`raise_for_statut`).
@@ -270,9 +272,10 @@ class OrderStream:
         """Refuse a partial tree deeper than ``max_depth`` and drop what is read completely (:func:`_prune`)."""
         _prune(self.root, self.max_depth, "order")
 
-    def _events(self, parser: etree.XMLPullParser) -> Iterator[dict[str, Any] | RawReject]:
+    def _events(self, parser: etree.XMLPullParser, *, orders: bool = True) -> Iterator[dict[str, Any] | RawReject]:
         # Only <root>, <statut> and <order> raise events (the tag filter runs inside lxml), so Python
-        # runs a few times per order instead of twice per element.
+        # runs a few times per order instead of twice per element. ``orders=False``: the orders whose
+        # end comes now are dropped, not yielded (see the truncated document in __iter__).
         for event, elem in parser.read_events():
             if not self._root_seen:
                 self._see_root(elem.getroottree().getroot())
@@ -286,12 +289,14 @@ class OrderStream:
                 if parent is None or parent.getparent() is None:
                     raise_for_statut(*_statut_of(elem), site=self.site)
             elif tag == "order" and parent is not None and _local(parent.tag) == "orders":
-                yield self._convert(elem, parent)
+                if orders:
+                    yield self._convert(elem, parent)
                 elem.clear(keep_tail=False)
                 while elem.getprevious() is not None:
                     del parent[0]
             elif tag == "order" and not any(_local(a.tag) == "order" for a in elem.iterancestors()):
-                yield self._stray(elem)
+                if orders:
+                    yield self._stray(elem)
                 elem.clear(keep_tail=False)
 
     def _depth(self, parent: etree._Element) -> int:
@@ -371,7 +376,10 @@ class OrderStream:
         try:
             root = parser.close()
         except etree.XMLSyntaxError as exc:
-            yield from self._events(parser)
+            # the body stopped: an order whose end is reported only now was cut short and is ended by the
+            # parser closing what is still open (lxml 6.2 reports those ends). It is not yielded; the
+            # TransientError has the whole document fetched again, so no order is lost either way
+            yield from self._events(parser, orders=False)
             self._check_depth()
             if not self._root_seen:
                 raise _not_xml(self._head, exc.msg) from None
