@@ -377,8 +377,8 @@ class OrderStream:
             root = parser.close()
         except etree.XMLSyntaxError as exc:
             # the body stopped: an order whose end is reported only now was cut short and is ended by the
-            # parser closing what is still open (lxml 6.2 reports those ends). It is not yielded; the
-            # TransientError has the whole document fetched again, so no order is lost either way
+            # parser closing what is still open (lxml 6.2 reports those ends). It is not yielded: the
+            # TransientError below says the document must be fetched again
             yield from self._events(parser, orders=False)
             self._check_depth()
             if not self._root_seen:
