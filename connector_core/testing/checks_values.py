@@ -104,19 +104,20 @@ def check_pure_mapping(env: Env) -> str:
                 "as fetched and may hand it to a worker already encoded; copy what you need to change"
             )
         mapped.append(order)
+        reference = _comparable(env.host.map_order(store, raw))  # what the two checks below compare with
         reordered = attrs.evolve(raw, payload=_keys_sorted(raw.payload))
         try:
             sorted_keys: dict[str, Any] | None = _comparable(env.host.map_order(store, reordered))
         except PayloadError:
             sorted_keys = None
-        if sorted_keys != _comparable(env.host.map_order(store, raw)):
+        if sorted_keys != reference:
             raise fail(
                 f"map_order gave another order for {raw.order_key} when the payload's keys came in another order: "
                 "a JSON object's members have no order (a map worker receives them sorted); read keys by name"
             )
         with env.on_order(raw.order_key):
             again = _pure(env, "map_order", lambda r=raw: hooks["map_order"](store=offline, raw=r), raw.order_key)
-        if isinstance(again, Order) and _comparable(again) != _comparable(env.host.map_order(store, raw)):
+        if isinstance(again, Order) and _comparable(again) != reference:
             raise fail(f"map_order gave two different orders for {raw.order_key}: map from the payload alone")
     codes = list(env.info.statuses) or sorted({o.marketplace_status.code for o in mapped})
     for code in codes:
