@@ -275,6 +275,24 @@ def test_skus_are_a_column_of_the_order_that_the_search_reads(book: OrderBook) -
     assert found("blue-4") == ["BZ0004"]  # any line's SKU, in any case
 
 
+def test_search_ignores_case_on_every_field_it_reads(book: OrderBook) -> None:
+    """The order search finds an order whatever the case of its key, number, buyer, e-mail or SKU."""
+    from connector_core.db.history import OrderFilter
+
+    _shop(book)
+    book.save_page("shop", _orders([1, 2, 3]))
+
+    def found(text: str) -> list[str]:
+        return [s.order_key for s in book.page_orders(OrderFilter(search=text)).rows]
+
+    assert found("bz0002") == ["BZ0002"]  # the order key
+    assert found("BUYER 3") == ["BZ0003"]  # the buyer's name ("Buyer 3")
+    assert found("Buyer1@Example.ORG") == ["BZ0001"]  # the e-mail
+    assert found("sku-3") == ["BZ0003"]
+    assert sorted(found("bUyEr")) == ["BZ0001", "BZ0002", "BZ0003"]
+    assert found("nobody") == []
+
+
 def test_an_older_book_keeps_its_skus_when_upgraded(db_path: Path) -> None:
     """A version-13 book's order_items rows become each order's skus column; the search still finds them."""
     from connector_core.db.history import OrderFilter

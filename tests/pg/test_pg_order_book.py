@@ -15,6 +15,7 @@ from test_core_order_book import (  # the same contract, run here on the Postgre
     test_rejects_are_saved_with_the_page,
     test_remove_store_deletes_its_data,
     test_save_page_is_idempotent_and_updates_changes,
+    test_search_ignores_case_on_every_field_it_reads,
     test_shipment_for_unknown_order_is_refused,
     test_store_record_repr_hides_settings,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "test_rejects_are_saved_with_the_page",
     "test_remove_store_deletes_its_data",
     "test_save_page_is_idempotent_and_updates_changes",
+    "test_search_ignores_case_on_every_field_it_reads",
     "test_shipment_for_unknown_order_is_refused",
     "test_store_record_repr_hides_settings",
 ]

@@ -5,7 +5,9 @@ position or by name (``sqlite3.Row``), ``conn.in_transaction`` and
 ``sqlite3`` exceptions caught by the code that runs it. :class:`PgConnection`
 gives the same surface over a psycopg connection: placeholders become
 ``%s`` (outside string literals), ``LIMIT -1`` (SQLite's "no limit") means
-``LIMIT ALL``, ``x IS ?`` is ``IS NOT DISTINCT FROM``, ``BEGIN IMMEDIATE`` becomes ``BEGIN``,
+``LIMIT ALL``, ``x IS ?`` is ``IS NOT DISTINCT FROM``, ``LIKE`` is ``ILIKE`` (SQLite's
+``LIKE`` ignores case, PostgreSQL's does not: a search finds the same orders on both; PostgreSQL
+also folds letters beyond ASCII, which SQLite leaves as they are), ``BEGIN IMMEDIATE`` becomes ``BEGIN``,
 rows are :class:`PgRow`, and psycopg's errors are re-raised as the matching
 ``sqlite3`` exception (an integrity error stays an integrity error), so the
 shared code's error handling holds on both backends.
@@ -25,12 +27,15 @@ from psycopg import pq
 from connector_core.db.target import mask_url
 from connector_core.errors import StoreError
 
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%|(?<!\w)LIKE(?!\w)")
 
 
 @lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
-    """``sql`` in psycopg's placeholder style: ``?`` -> ``%s``, a literal ``%`` -> ``%%`` (not inside quotes)."""
+    """``sql`` in psycopg's placeholder style: ``?`` -> ``%s``, a literal ``%`` -> ``%%``, ``LIKE`` -> ``ILIKE``.
+
+    Nothing inside quotes is changed.
+    """
 
     def swap(m: re.Match[str]) -> str:
         tok = m.group(0)
@@ -38,6 +43,8 @@ def translate(sql: str) -> str:
             return "%s"
         if tok == "%":
             return "%%"
+        if tok == "LIKE":
+            return "ILIKE"
         return tok
 
     out = _TOKEN.sub(
