@@ -60,6 +60,8 @@ CATALOGUE_SNAPSHOT_MAX = 500_000
 REFETCH_STAGES = frozenset({"parse", "validation"})
 """Reject stages worth a second fetch: a copy that is malformed or fails the raw schema may be a
 transfer fault. Mapping and canonical rejects of a well-formed document are deterministic."""
+LOCAL_PAGES = 4
+"""At most this many pages mapped by the syncing process itself wait behind its workers' (see ``store_mapped``)."""
 
 
 @attrs.frozen
@@ -221,8 +223,30 @@ def _sync(
         pool = None
         while in_flight:  # mapping is deterministic: the pages a worker held are mapped here instead
             held = in_flight.popleft()
+            if held.mapped is not None:
+                finish(held.page, held.mapped, held.size)
+                continue
             raws = held.page.orders if held.sent is None else raws_of(held.sent)
             finish(held.page, pipeline.map_page(raws, keep_orders=True), held.size)
+
+    def store_mapped(pool: MapWorkers, *, final: bool) -> None:
+        """Store the pages at the head of ``in_flight`` whose rows are here; wait for a worker only when it must.
+
+        It must at the end (``final``), and while the workers hold all the
+        pages they may with :data:`LOCAL_PAGES` pages mapped here waiting
+        behind theirs. Otherwise a page whose rows have not begun to arrive
+        is left for later, and the caller maps its next page itself.
+        """
+        while in_flight:
+            held = in_flight[0]
+            mapped = held.mapped
+            if mapped is None:
+                waiting = sum(1 for h in in_flight if h.mapped is not None)
+                if not (final or pool.ready or (pool.full and waiting >= LOCAL_PAGES)):
+                    return
+                mapped = pool.receive()
+            finish(held.page, mapped, held.size)
+            in_flight.popleft()
 
     with contextlib.ExitStack() as stack:
         large = False
@@ -238,15 +262,17 @@ def _sync(
             else:
                 handed = False
                 try:
-                    sent = pool.submit(list(page.orders))
-                    # the page waits for its rows without its payloads: what was sent keeps them encoded, in far
-                    # fewer objects, so the collector has less to walk and the host holds less memory
-                    in_flight.append(_InFlight(attrs.evolve(page, orders=()), len(page.orders), sent))
+                    store_mapped(pool, final=False)
+                    if pool.full:  # the workers are behind: this process maps the page rather than wait for theirs
+                        log.debug("%s: a page mapped in this process: the workers are behind", store.name)
+                        mapped = pool.pipeline.map_page(page.orders, keep_orders=True)
+                        in_flight.append(_InFlight(page, len(page.orders), None, mapped))
+                    else:
+                        sent = pool.submit(list(page.orders))
+                        # the page waits for its rows without its payloads: what was sent keeps them encoded, in
+                        # far fewer objects, so the collector has less to walk and the host holds less memory
+                        in_flight.append(_InFlight(attrs.evolve(page, orders=()), len(page.orders), sent))
                     handed = True
-                    while pool.full:
-                        held = in_flight[0]
-                        finish(held.page, pool.receive(), held.size)
-                        in_flight.popleft()
                 except WorkerFailed as err:
                     if not handed:
                         in_flight.append(_InFlight(page, len(page.orders), None))
@@ -256,9 +282,7 @@ def _sync(
                 break
         while pool is not None and in_flight:
             try:
-                held = in_flight[0]
-                finish(held.page, pool.receive(), held.size)
-                in_flight.popleft()
+                store_mapped(pool, final=True)
             except WorkerFailed as err:
                 without_workers(err)
     if stopped:
@@ -314,7 +338,7 @@ def _start_workers(runtime: Runtime, pipeline: Pipeline, count: int) -> MapWorke
 
 
 class _InFlight(NamedTuple):
-    """A page handed to a map worker, until its rows come back."""
+    """A page handed to a map worker until its rows come back, or mapped here and waiting for the pages before it."""
 
     page: FetchPage
     """The page; without its raw orders once they are sent (``sent`` carries them)."""
@@ -322,6 +346,8 @@ class _InFlight(NamedTuple):
     """How many raw orders the page had."""
     sent: Sent | None
     """What was sent (:func:`~connector_core.sync.workers.raws_of` reads it back); ``None`` if nothing was."""
+    mapped: MappedPage | None = None
+    """The page's rows when this process mapped it (its workers were behind), waiting for the pages before it."""
 
 
 def _store_page(

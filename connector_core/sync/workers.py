@@ -186,6 +186,8 @@ class MapWorkers:
         if not can_fork():
             raise ConfigError("worker processes need a platform that can fork; use workers=0")
         context = multiprocessing.get_context("fork")
+        self.pipeline = pipeline
+        """What the workers run: the caller maps a page with it when they are behind."""
         self._workers: list[tuple[multiprocessing.process.BaseProcess, socket.socket]] = []
         self._senders: list[_Sender] = []
         self._switch_interval: float | None = None
@@ -223,6 +225,11 @@ class MapWorkers:
     def in_flight(self) -> int:
         """Pages sent and not yet read back."""
         return len(self._sent)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the oldest page's rows have begun to arrive, or its worker is gone (:meth:`receive` won't wait)."""
+        return bool(self._sent) and bool(wait([self._sent[0][1]], 0))
 
     @property
     def full(self) -> bool:

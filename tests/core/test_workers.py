@@ -125,6 +125,72 @@ def test_a_worker_that_dies_hands_its_pages_back(
     assert _same(a["orders"], b["orders"]) and _same(a["rejected"], b["rejected"])
 
 
+def _slow_in_a_worker(monkeypatch: pytest.MonkeyPatch, *, dies_after: int | None = None) -> dict[str, int]:
+    """Make the worker map each order 5 ms slower (and exit after ``dies_after`` orders); count the host's calls."""
+    import time
+
+    import connector_spartoo.plugin as plugin
+
+    host_pid = os.getpid()
+    real = plugin.map_order_document
+    calls = {"host": 0, "worker": 0}  # the worker counts in its own copy; the host's count is the one read here
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() == host_pid:
+            calls["host"] += 1
+        else:
+            calls["worker"] += 1
+            if dies_after is not None and calls["worker"] > dies_after:
+                os._exit(3)
+            time.sleep(0.005)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plugin, "map_order_document", slow)
+    return calls
+
+
+def test_the_host_maps_pages_itself_while_its_worker_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker slower than fetching: the syncing process maps pages too; what is stored, and in which order, holds."""
+    with _sandbox() as alone, _sandbox() as parallel:
+        ref = _sync(tmp_path / "alone.sqlite3", alone, 0, auto_accept=True)
+        calls = _slow_in_a_worker(monkeypatch)
+        with caplog.at_level(logging.DEBUG, logger="connector_core.sync"):
+            got = _sync(tmp_path / "parallel.sqlite3", parallel, 1, auto_accept=True)
+        assert alone.state.counters() == parallel.state.counters()
+    assert "mapped in this process: the workers are behind" in caplog.text
+    assert 0 < calls["host"] < got.fetched  # some pages here, the others in the worker
+    assert (got.pages, got.fetched, got.inserted, got.rejected, got.accepted) == (
+        ref.pages,
+        ref.fetched,
+        ref.inserted,
+        ref.rejected,
+        ref.accepted,
+    )
+    a, b = _contents(tmp_path / "alone.sqlite3"), _contents(tmp_path / "parallel.sqlite3")
+    assert a["cursor_sites"] == b["cursor_sites"] == sorted(SITES)
+    assert _same(a["orders"], b["orders"]) and _same(a["rejected"], b["rejected"])
+    pages = [int(m.split("page ")[1].split(":")[0]) for m in caplog.messages if ": page " in m and " new, " in m]
+    assert pages == list(range(1, got.pages + 1))  # stored one by one, in the order fetched
+
+
+def test_a_worker_that_dies_while_the_host_holds_pages_it_mapped_loses_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _sandbox() as alone, _sandbox() as parallel:
+        ref = _sync(tmp_path / "alone.sqlite3", alone, 0)
+        calls = _slow_in_a_worker(monkeypatch, dies_after=100)
+        with caplog.at_level(logging.DEBUG, logger="connector_core.sync"):
+            got = _sync(tmp_path / "parallel.sqlite3", parallel, 1)
+    assert "mapped in this process: the workers are behind" in caplog.text
+    assert "mapping the rest of this sync in process" in caplog.text
+    assert calls["host"] > 0
+    assert (got.pages, got.fetched, got.inserted, got.rejected) == (ref.pages, ref.fetched, ref.inserted, ref.rejected)
+    a, b = _contents(tmp_path / "alone.sqlite3"), _contents(tmp_path / "parallel.sqlite3")
+    assert _same(a["orders"], b["orders"]) and _same(a["rejected"], b["rejected"])
+
+
 def test_a_page_the_worker_cannot_map_is_mapped_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
