@@ -19,7 +19,12 @@ at once.
   not an engine: it holds no order book and no HTTP client of its own.
 * Pages are sent round-robin and their results read back in the order they
   were sent, at most :data:`IN_FLIGHT` pages per worker ahead, so each page is
-  stored with its cursor in fetch order, as without workers.
+  stored with its cursor in fetch order, as without workers. When every
+  worker holds that many and the oldest page's rows have not begun to arrive
+  (:attr:`MapWorkers.ready`), the sync maps its next page in process with
+  :attr:`MapWorkers.pipeline` instead of waiting, and stores it in its turn
+  (``connector_core.sync.runner``), so the host does not sit idle while its
+  workers are the slower side.
 * A worker that dies or fails hands its pages back: the sync maps them in
   process and goes on without workers. Nothing is lost.
 * Each payload travels as the very bytes the order book's ``raw`` column
