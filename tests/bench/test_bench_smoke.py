@@ -158,3 +158,21 @@ def test_map_cost_reports_every_stage(capsys: pytest.CaptureFixture[str]) -> Non
     figures = {line.rsplit(maxsplit=1)[0].strip(): float(line.rsplit(maxsplit=1)[1]) for line in out[1:]}
     assert "map_order, page hooks" in figures and "pipe: sorted bytes each, worker" in figures
     assert len(figures) == 17 and all(v > 0 for v in figures.values())
+
+
+def test_waits_reports_each_sync_and_the_workers_side() -> None:
+    """The waits benchmark syncs through a map worker and prints both sides' figures (its own process: it patches)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "waits.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--orders", "1500", "--syncs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    syncs = [line for line in done.stdout.splitlines() if line.startswith("sync ")]
+    assert [line.split(":")[0] for line in syncs] == ["sync 1", "sync 2"]
+    assert all("1,500 orders in" in line and "pages mapped by the host" in line for line in syncs)
+    assert done.stdout.count("  worker: CPU ") == 2  # one worker per sync, each reporting when its pipe closed
