@@ -266,7 +266,7 @@ def _sync(
                     if pool.full:  # the workers are behind: this process maps the page rather than wait for theirs
                         log.debug("%s: a page mapped in this process: the workers are behind", store.name)
                         mapped = pool.pipeline.map_page(page.orders, keep_orders=True)
-                        in_flight.append(_InFlight(page, len(page.orders), None, mapped))
+                        in_flight.append(_InFlight(attrs.evolve(page, orders=()), len(page.orders), None, mapped))
                     else:
                         sent = pool.submit(list(page.orders))
                         # the page waits for its rows without its payloads: what was sent keeps them encoded, in
@@ -341,7 +341,7 @@ class _InFlight(NamedTuple):
     """A page handed to a map worker until its rows come back, or mapped here and waiting for the pages before it."""
 
     page: FetchPage
-    """The page; without its raw orders once they are sent (``sent`` carries them)."""
+    """The page; without its raw orders once they are sent (``sent`` carries them) or mapped here."""
     size: int
     """How many raw orders the page had."""
     sent: Sent | None
