@@ -30,10 +30,16 @@ def test_connect_sync_and_list_orders_on_postgresql(web: Web) -> None:
         assert "sync of sp:" in sync.text
     with web.book() as book:
         keys = [o.order_key for o in book.list_orders(store="sp")]
-    assert keys
+        email = book.get_order("sp", keys[0]).customer.email
+    assert keys and email
     orders = web.client.get("/orders")
     assert orders.status_code == 200
     assert all(key in orders.text for key in keys)
     one = web.client.get(f"/orders/{keys[0]}", params={"store": "sp"})
     assert one.status_code == 200 and keys[0] in one.text
     assert web.client.get("/stores/sp").status_code == 200
+    # the search ignores case on PostgreSQL too (its LIKE does not by itself)
+    found = web.client.get("/orders", params={"q": email.upper()})
+    assert found.status_code == 200 and keys[0] in found.text
+    none = web.client.get("/orders", params={"q": "NO-SUCH-BUYER"})
+    assert none.status_code == 200 and not any(key in none.text for key in keys)
