@@ -18,6 +18,7 @@ import io
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,15 +109,34 @@ def _submit(page: Any, selector: str) -> None:
         page.click(selector)
 
 
+# The waits below use Playwright's locator assertions and evaluate(), never wait_for_function(): in
+# Playwright 1.46 (the lowest release allowed) its polling runs the predicate through eval() inside the
+# page, which the web app's Content-Security-Policy (script-src 'self') refuses, so such a wait failed
+# whenever its first check was not already true.
+
+
 def _wait_for_runs(page: Any, base: str) -> None:
     """Reload /runs until no run is going (bounded by WAIT_MS)."""
+    from playwright.sync_api import expect
+
     page.goto(f"{base}/runs")
-    page.wait_for_function("() => !document.querySelector('[data-state=running]')", timeout=WAIT_MS, polling=500)
+    expect(page.locator("[data-state=running]")).to_have_count(0, timeout=WAIT_MS)
     page.reload()
+
+
+def _until(page: Any, script: str, what: str) -> None:
+    """Evaluate ``script`` in the page every 100 ms until it is true; fail saying ``what`` after WAIT_MS."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not page.evaluate(script):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {WAIT_MS} ms")
+        page.wait_for_timeout(100)
 
 
 def test_operator_flow_in_chromium(browser: Any, host: PluginHost, images: ImageServer, tmp_path: Path) -> None:
     """Log in, connect Spartoo (wrong then right partner ID), brand, sync, filter, open, ship, push, print."""
+    from playwright.sync_api import expect
+
     folders = _shots(tmp_path)
 
     def shot(page: Any, name: str) -> None:
@@ -186,9 +206,7 @@ def test_operator_flow_in_chromium(browser: Any, host: PluginHost, images: Image
             page.goto(f"{base}/orders")
             all_count = page.inner_text("#order-count")
             page.select_option("select[name=status]", "awaiting_shipment")
-            page.wait_for_function(
-                "(before) => document.querySelector('#order-count').innerText !== before", arg=all_count
-            )
+            expect(page.locator("#order-count")).not_to_have_text(all_count, use_inner_text=True, timeout=WAIT_MS)
             assert "status=awaiting_shipment" in page.url
             rows = page.locator("table.orders tbody tr")
             assert rows.count() > 0
@@ -200,8 +218,10 @@ def test_operator_flow_in_chromium(browser: Any, host: PluginHost, images: Image
             page.wait_for_selector("img.thumb")
             order_url = page.url
             key = order_url.split("/orders/")[1].split("?")[0]
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"
+            _until(
+                page,
+                "() => [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)",
+                "the order's thumbnails loaded",
             )
             shot(page, "order")
 
