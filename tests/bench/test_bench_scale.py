@@ -53,7 +53,10 @@ def test_a_workers_run_syncs_every_store_once_through_the_queue(pg_server: str, 
     import workers
 
     run = workers.one_run(pg_server, sandbox, stores=3, workers=2, concurrency=1)
-    assert run["workers"] == 2 and run["jobs"] == 3
+    # one job a store at least; the workers' own schedule (each minute) may queue a second sync of a store
+    # whose first is still running, which the bench counts as an extra job: one_run checks every job succeeded
+    # and every store was synced
+    assert run["workers"] == 2 and run["jobs"] >= 3
     assert run["requests"] >= 3  # each store's export was asked for at least once
     assert run["wall"] >= run["first_start"] >= 0 and run["worker_cpu"] > 0
 
