@@ -14,7 +14,9 @@ prints, in seconds:
   there, i.e. how long it waited for a worker's rows;
 * ``pages``: the worker's wait for its next page;
 * ``http``: the host's wait for the sandbox's bytes;
-* and how many pages the host mapped itself (its workers were behind).
+* how many pages the host mapped itself (its workers were behind);
+* and the CPU the host's cyclic garbage collector took, for its young
+  generations and for its full passes (generation 2), with their counts.
 
 The timers are wrapped around those functions from outside (nothing in
 ``connector_core`` measures itself); the worker prints its own figures when
@@ -25,6 +27,7 @@ checkout's interpreter for a before/after.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import queue
 import sys
@@ -76,7 +79,23 @@ class _PageQueue(queue.SimpleQueue):  # type: ignore[type-arg]
             _PageQueue.waited += time.perf_counter() - start
 
 
+_gc_started = [0.0]
+
+
+def _collecting(phase: str, info: dict[str, Any]) -> None:
+    """A ``gc.callbacks`` entry: the host's collections, their CPU by generation (young or full)."""
+    if os.getpid() != HOST or threading.current_thread() is not threading.main_thread():
+        return
+    if phase == "start":
+        _gc_started[0] = time.thread_time()
+        return
+    kind = "full" if info["generation"] == 2 else "young"
+    waits[f"gc {kind}"] += time.thread_time() - _gc_started[0]
+    waits[f"gc {kind} passes"] += 1
+
+
 def _instrument() -> None:
+    gc.callbacks.append(_collecting)
     workers_module.MapWorkers.receive = _waiting("rows", workers_module.MapWorkers.receive)  # type: ignore[method-assign]
     httpcore_sync.SyncStream.read = _waiting("http", httpcore_sync.SyncStream.read)  # type: ignore[method-assign]
     workers_module.queue = type("queue", (), {"SimpleQueue": _PageQueue})  # type: ignore[assignment]
@@ -113,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"sync {n + 1}: {result['fetched']:,} orders in {result['seconds']:.2f} s; host CPU "
                 f"{time.thread_time() - cpu:.2f}; host waited for rows {waits['rows']:.2f}, for HTTP "
-                f"{waits['http']:.2f}; pages mapped by the host {waits['host pages']}",
+                f"{waits['http']:.2f}; pages mapped by the host {waits['host pages']}; host collector "
+                f"{waits['gc young']:.2f} in {waits['gc young passes']} young and {waits['gc full']:.2f} in "
+                f"{waits['gc full passes']} full passes",
                 flush=True,
             )
     return 0

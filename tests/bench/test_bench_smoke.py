@@ -175,4 +175,5 @@ def test_waits_reports_each_sync_and_the_workers_side() -> None:
     syncs = [line for line in done.stdout.splitlines() if line.startswith("sync ")]
     assert [line.split(":")[0] for line in syncs] == ["sync 1", "sync 2"]
     assert all("1,500 orders in" in line and "pages mapped by the host" in line for line in syncs)
+    assert all(" full passes" in line for line in syncs)  # the host collector's figures
     assert done.stdout.count("  worker: CPU ") == 2  # one worker per sync, each reporting when its pipe closed

@@ -236,6 +236,29 @@ def test_a_worker_that_stops_halfway_through_its_page_is_given_up_in_bounded_tim
     assert (got.fetched, got.inserted, got.rejected) == (ref.fetched, ref.inserted, ref.rejected)
 
 
+def test_the_collector_skips_what_the_host_held_while_its_workers_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from connector_core.sync.workers import MapWorkers
+
+    real = MapWorkers.receive
+    frozen: list[int] = []
+
+    def receive(self: MapWorkers) -> Any:
+        frozen.append(gc.get_freeze_count())
+        return real(self)
+
+    monkeypatch.setattr(MapWorkers, "receive", receive)
+    before = gc.get_freeze_count()
+    with _sandbox() as sandbox:
+        report = _sync(tmp_path / "book.sqlite3", sandbox, 1)
+    assert report.inserted > 0 and frozen  # the pages went through the worker
+    assert min(frozen) > before  # frozen while the worker ran
+    assert gc.get_freeze_count() == 0  # and given back to the collector when it stopped
+
+
 def test_worker_count_from_the_environment_and_arguments() -> None:
     assert workers.auto_workers({"CONNECTOR_HOST_WORKERS": "3"}) == 3
     assert workers.auto_workers({"CONNECTOR_HOST_WORKERS": " 0 "}) == 0
