@@ -27,6 +27,12 @@ at once.
   workers are the slower side.
 * A worker that dies or fails hands its pages back: the sync maps them in
   process and goes on without workers. Nothing is lost.
+* While workers run, what the syncing process held when they started
+  (modules, schemas, the plugin host) is frozen out of the cyclic
+  collector's sight (:func:`gc.freeze`), as each worker freezes what it
+  inherited: a full collection then walks only what the sync itself made
+  (``bench/waits.py`` reports the collector's CPU). It is unfrozen when
+  the workers stop.
 * Each payload travels as the very bytes the order book's ``raw`` column
   stores (orjson, keys sorted). The worker decodes it to map it and hashes
   those bytes; when the plugin's order keeps the payload as its ``raw``, the
