@@ -34,6 +34,7 @@ import attrs
 
 from connector_core.clock import now_iso
 from connector_core.db.connection import transaction
+from connector_core.db.history import like_pattern
 from connector_core.errors import CatalogueImportError, MappingError
 from connector_core.models import CatalogueEntry, LineItem, Order, Weight
 
@@ -196,9 +197,8 @@ def page_entries(
     """Catalogue entries by SKU (``limit`` from ``offset``, SKU or name containing ``search``) and how many match."""
     where, args = "", []
     if search:
-        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where = " WHERE sku LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
-        args = [f"%{escaped}%"] * 2
+        args = [like_pattern(search.strip())] * 2
     total = int(conn.execute("SELECT count(*) FROM catalogue" + where, args).fetchone()[0])
     rows = conn.execute(
         _SELECT + where + " ORDER BY sku LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]

@@ -79,9 +79,39 @@ class RunRecord:
     cursor: Any
 
 
-def _like(text: str) -> str:
+def like_pattern(text: str) -> str:
+    """``%text%`` for ``LIKE ? ESCAPE '\\'``: ``text`` anywhere, its ``%``, ``_`` and ``\\`` matched as themselves."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def order_search(text: str) -> tuple[str, list[Any]]:
+    """The order search, on ``orders o``: a parenthesised condition and its arguments.
+
+    ``text`` (stripped) anywhere in the order's key, its number, one of its
+    SKUs, the buyer's name or e-mail or the ship-to name, in any case. The
+    CLI's ``orders list --search`` and the web app's search both use it, so
+    they find the same orders. When the text would stand as it is in the
+    canonical JSON (no quote, backslash or control character, which JSON
+    escapes), a scan of that text comes first and the JSON is read only for
+    the rows it matches.
+    """
+    text = text.strip()
+    like = like_pattern(text)
+    people = (
+        "json_extract(o.canonical, '$.customer.name') LIKE ? ESCAPE '\\'"
+        " OR json_extract(o.canonical, '$.customer.email') LIKE ? ESCAPE '\\'"
+        " OR json_extract(o.canonical, '$.ship_to.name') LIKE ? ESCAPE '\\'"
+    )
+    people_args = [like, like, like]
+    if not any(c in '"\\' or c < " " for c in text):
+        people = f"(o.canonical LIKE ? ESCAPE '\\' AND ({people}))"
+        people_args = [like, *people_args]
+    condition = (
+        "(o.order_key LIKE ? ESCAPE '\\' OR o.order_number LIKE ? ESCAPE '\\' OR o.skus LIKE ? ESCAPE '\\'"
+        f" OR {people})"
+    )
+    return condition, [like, like, like, *people_args]
 
 
 def order_where(flt: OrderFilter) -> tuple[str, list[Any]]:
@@ -101,15 +131,9 @@ def order_where(flt: OrderFilter) -> tuple[str, list[Any]]:
         sql += " AND o.order_date < ?"
         args.append(flt.until)
     if flt.search:
-        like = _like(flt.search.strip())
-        sql += (
-            " AND (o.order_key LIKE ? ESCAPE '\\' OR o.order_number LIKE ? ESCAPE '\\'"
-            " OR json_extract(o.canonical, '$.customer.name') LIKE ? ESCAPE '\\'"
-            " OR json_extract(o.canonical, '$.customer.email') LIKE ? ESCAPE '\\'"
-            " OR json_extract(o.canonical, '$.ship_to.name') LIKE ? ESCAPE '\\'"
-            " OR o.skus LIKE ? ESCAPE '\\')"
-        )
-        args.extend([like] * 6)
+        condition, found = order_search(flt.search)
+        sql += f" AND {condition}"
+        args.extend(found)
     return sql, args
 
 
@@ -334,7 +358,7 @@ class HistoryTables:
             where += " AND created_at < ?"
             args.append(until)
         if search:
-            like = _like(search.strip())
+            like = like_pattern(search.strip())
             where += " AND (order_key LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\' OR payload LIKE ? ESCAPE '\\')"
             args.extend([like] * 3)
         total = int(self.conn.execute("SELECT count(*) FROM rejected" + where, args).fetchone()[0])

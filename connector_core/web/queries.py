@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from connector_core.db.history import order_search
 from connector_core.errors import ConfigError
 from connector_core.models import CANONICAL_STATUSES
 
@@ -148,23 +149,9 @@ def _where(f: OrderFilter, *, with_status: bool) -> tuple[str, list[Any]]:
         clauses.append("o.order_date < date(?, '+1 day')")
         args.append(f.date_to)
     if f.q:
-        like = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        people = (
-            "json_extract(o.canonical, '$.customer.name') LIKE ? ESCAPE '\\'"
-            " OR json_extract(o.canonical, '$.customer.email') LIKE ? ESCAPE '\\'"
-            " OR json_extract(o.canonical, '$.ship_to.name') LIKE ? ESCAPE '\\'"
-        )
-        people_args = [like, like, like]
-        if '"' not in f.q and "\\" not in f.q:
-            # the text must be somewhere in the order's JSON: a cheap scan first, JSON parsed only on a hit
-            people = f"(o.canonical LIKE ? ESCAPE '\\' AND ({people}))"
-            people_args = [like, *people_args]
-        clauses.append(
-            "(o.order_key = ? OR o.order_number = ? OR o.order_key LIKE ? ESCAPE '\\'"
-            " OR o.skus LIKE ? ESCAPE '\\'"
-            f" OR {people})"
-        )
-        args += [f.q, f.q, like, like, *people_args]
+        condition, found = order_search(f.q)
+        clauses.append(condition)
+        args += found
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 

@@ -54,6 +54,34 @@ def test_search_by_sku_email_key_and_buyer(synced: Web) -> None:
     assert _json(synced, "?q=nobody-has-this-zz")["total"] == 0
 
 
+def test_the_web_search_finds_what_the_cli_search_finds(synced: Web) -> None:
+    """One search for both: the same orders for the same text, padded or not, in any case."""
+    from urllib.parse import quote
+
+    from connector_core.db.history import OrderFilter
+
+    with OrderBook(synced.path) as book:
+        order = book.get_order("sp", _keys(synced, "awaiting_shipment")[0])
+        assert order.customer.email and order.customer.name and order.ship_to.name and order.items[0].sku
+        texts = [
+            f"  {order.customer.email.upper()} ",  # padded, in capitals
+            order.customer.name.split()[-1].lower(),
+            order.ship_to.name,
+            order.items[0].sku.lower(),
+            order.order_number[2:-2],
+            order.order_key,
+            "%",  # a LIKE wildcard, matched as itself
+            'a "quoted" name',
+        ]
+        for text in texts:
+            cli = sorted(s.order_key for s in book.page_orders(OrderFilter(search=text), limit=1000).rows)
+            web = sorted(o["order_key"] for o in _json(synced, f"?size=500&q={quote(text)}")["orders"])
+            assert web == cli, text
+        assert sorted(s.order_key for s in book.page_orders(OrderFilter(search=texts[0]), limit=1000).rows) == [
+            order.order_key
+        ]
+
+
 def test_date_range_paging_and_sort(synced: Web) -> None:
     """Dates bound the list, pages split it without overlap, sort orders it."""
     everything = _json(synced, "?size=500&sort=date&dir=asc")["orders"]
