@@ -128,7 +128,11 @@ def filter_options(command: Any) -> Any:
             click.option("--status", type=click.Choice(CANONICAL_STATUSES), help="Only this canonical status."),
             click.option("--since", metavar="DATE", help="Orders placed on or after (YYYY-MM-DD[THH:MM], UTC)."),
             click.option("--until", metavar="DATE", help="Orders placed before (YYYY-MM-DD[THH:MM], UTC)."),
-            click.option("--search", metavar="TEXT", help="A part of the order key, buyer name or e-mail, or SKU."),
+            click.option(
+                "--search",
+                metavar="TEXT",
+                help="Part of the order key or number, buyer name or e-mail, ship-to name, or a SKU.",
+            ),
         )
     ):
         command = option(command)
