@@ -91,10 +91,11 @@ def order_search(text: str) -> tuple[str, list[Any]]:
     ``text`` (stripped) anywhere in the order's key, its number, one of its
     SKUs, the buyer's name or e-mail or the ship-to name, in any case. The
     CLI's ``orders list --search`` and the web app's search both use it, so
-    they find the same orders. When the text would stand as it is in the
-    canonical JSON (no quote, backslash or control character, which JSON
-    escapes), a scan of that text comes first and the JSON is read only for
-    the rows it matches.
+    they find the same orders. When the text is ASCII without a quote, a
+    backslash or a control character, it stands as it is in the canonical
+    JSON however that was written (an encoder may escape any other
+    character), so a scan of the JSON's text comes first and the JSON is
+    parsed only for the rows it matches.
     """
     text = text.strip()
     like = like_pattern(text)
@@ -104,7 +105,7 @@ def order_search(text: str) -> tuple[str, list[Any]]:
         " OR json_extract(o.canonical, '$.ship_to.name') LIKE ? ESCAPE '\\'"
     )
     people_args = [like, like, like]
-    if not any(c in '"\\' or c < " " for c in text):
+    if text.isascii() and not any(c in '"\\' or c < " " for c in text):
         people = f"(o.canonical LIKE ? ESCAPE '\\' AND ({people}))"
         people_args = [like, *people_args]
     condition = (

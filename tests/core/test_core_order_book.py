@@ -293,6 +293,29 @@ def test_search_ignores_case_on_every_field_it_reads(book: OrderBook) -> None:
     assert found("nobody") == []
 
 
+def test_search_finds_a_name_the_json_wrote_escaped(book: OrderBook) -> None:
+    """A buyer's name outside ASCII is found whether the canonical JSON holds it as is or as a \\u escape."""
+    import json
+
+    from connector_core.db.history import OrderFilter
+
+    _shop(book)
+    first, second = _orders([1, 2])
+    book.save_page("shop", [attrs.evolve(first, customer=attrs.evolve(first.customer, name="Zoé Girard")), second])
+    (canonical,) = book.conn.execute("SELECT canonical FROM orders WHERE order_key = 'BZ0001'").fetchone()
+    assert "Zoé" in canonical
+    escaped = json.dumps(json.loads(canonical), ensure_ascii=True)  # as another encoder may have written it
+    assert "Zoé" not in escaped
+    book.conn.execute("UPDATE orders SET canonical = ? WHERE order_key = 'BZ0001'", (escaped,))
+
+    def found(text: str) -> list[str]:
+        return [s.order_key for s in book.page_orders(OrderFilter(search=text)).rows]
+
+    assert found("Zoé") == ["BZ0001"]
+    assert found("girard") == ["BZ0001"]  # ASCII: the quick scan of the JSON's text finds it too
+    assert found("Zoë") == []
+
+
 def test_an_older_book_keeps_its_skus_when_upgraded(db_path: Path) -> None:
     """A version-13 book's order_items rows become each order's skus column; the search still finds them."""
     from connector_core.db.history import OrderFilter
