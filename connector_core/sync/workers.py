@@ -202,7 +202,6 @@ class MapWorkers:
         self._workers: list[tuple[multiprocessing.process.BaseProcess, socket.socket]] = []
         self._senders: list[_Sender] = []
         self._switch_interval: float | None = None
-        self._froze = False
         self._sent: deque[tuple[int, socket.socket, Sent]] = deque()
         self._next = 0
         try:
@@ -229,7 +228,6 @@ class MapWorkers:
         # what this process holds now (modules, schemas, the plugin host) outlives the sync: while the
         # workers run, the collector's full passes skip it (gc.freeze) and walk only what the sync makes
         gc.freeze()
-        self._froze = True
         log.debug("%s: %d map worker(s) started", pipeline.store.name, count)
 
     @property
@@ -307,12 +305,10 @@ class MapWorkers:
                 process.join(5)
         self._workers = []
         self._sent.clear()
-        if self._switch_interval is not None:
+        if self._switch_interval is not None:  # set, with the freeze, once every worker had started
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
-        if self._froze:
             gc.unfreeze()  # back in the collector's sight: garbage among them is collected again
-            self._froze = False
 
 
 def _encoded(payload: dict[str, Any]) -> bytes | dict[str, Any]:
