@@ -394,10 +394,13 @@ class OrderBook(OutboxTables, HistoryTables, QuotaTable, LedgerTable):
                 self.conn.execute("DELETE FROM order_notes WHERE store = ? AND order_key = ?", (store, order_key))
 
     def find_order_stores(self, order_key: str) -> list[str]:
-        """The stores holding an order with this key."""
-        return [
-            r[0] for r in self.conn.execute("SELECT store FROM orders WHERE order_key = ? ORDER BY store", (order_key,))
-        ]
+        """The stores holding an order with this key (one primary-key lookup per store)."""
+        found = self.conn.execute(
+            "SELECT s.name FROM stores s WHERE EXISTS"
+            " (SELECT 1 FROM orders o WHERE o.store = s.name AND o.order_key = ?) ORDER BY s.name",
+            (order_key,),
+        )
+        return [r[0] for r in found]
 
     def iter_orders(self, store: str) -> Iterator[Order]:
         """Every order of ``store``, by key."""

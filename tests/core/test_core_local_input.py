@@ -69,6 +69,7 @@ def test_another_sqlite_database_as_db_is_refused_untouched(run: Run, tmp_path: 
 
 def _fill(book: OrderBook) -> None:
     """Make the book's file full: no page may be added (SQLite answers SQLITE_FULL, as on a full disk)."""
+    book.conn.execute("VACUUM")  # nor any free page reused: a fresh book has the pages of an index it dropped
     pages = book.conn.execute("PRAGMA page_count").fetchone()[0]
     book.conn.execute(f"PRAGMA max_page_count = {pages}")
 

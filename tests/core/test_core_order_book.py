@@ -71,14 +71,14 @@ def test_bulk_writes_defer_checkpoints_then_empty_the_log(book: OrderBook, db_pa
     before = db_path.stat().st_size
     with book.bulk_writes(checkpoint_pages=100_000):
         assert _autocheckpoint(book) == 100_000
-        for start in range(1, 1501, 100):  # 15 commits, over 1,000 WAL pages in all
+        for start in range(1, 2001, 100):  # 20 commits, over 1,000 WAL pages in all
             book.save_page("shop", _orders(list(range(start, start + 100))), cursor={"seq": start + 99})
         wal = Path(f"{db_path}-wal").stat().st_size
         assert wal > 1000 * 4096  # with the default, a checkpoint would have restarted the log by now
         assert db_path.stat().st_size == before  # nothing moved into the database file yet
     assert _autocheckpoint(book) == 1000
     assert db_path.stat().st_size > before + wal // 2  # the exit checkpoint moved the orders in
-    assert book.count_orders("shop") == 1500
+    assert book.count_orders("shop") == 2000
 
 
 def test_bulk_writes_restore_the_setting_after_an_error(book: OrderBook) -> None:
@@ -342,3 +342,23 @@ def test_an_older_book_keeps_its_skus_when_upgraded(db_path: Path) -> None:
         assert book.version == len(MIGRATIONS)
         assert book.conn.execute("SELECT skus FROM orders").fetchone()[0].split("\n") == ["OLD-1", "OLD-3"]
         assert [s.order_key for s in book.page_orders(OrderFilter(search="old-3")).rows] == ["BZ0008"]
+
+
+def test_the_stores_holding_a_key_are_found_through_each_stores_primary_key(book: OrderBook) -> None:
+    """No index on order_key alone (v15): the stores of a key are still found, by (store, order_key) lookups."""
+    for name in ("north", "south", "west"):
+        book.add_store(name, "bazaar", {"token": TOKEN})
+    order = _orders([7])[0]
+    for name in ("south", "north"):
+        book.save_page(name, [attrs.evolve(order, store=name)])
+    assert book.find_order_stores(order.order_key) == ["north", "south"]
+    assert book.find_order_stores("BZ9999") == []
+    indexes = {r[0] for r in book.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "orders_key" not in indexes
+    asked: list[str] = []
+    book.conn.set_trace_callback(asked.append)
+    book.find_order_stores(order.order_key)
+    book.conn.set_trace_callback(None)
+    (query,) = asked  # the statement as run, its parameter inlined
+    plan = " ".join(str(r[3]) for r in book.conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "sqlite_autoindex_orders_1 (store=? AND order_key=?)" in plan
