@@ -96,6 +96,9 @@ def _check_existing(path: Path) -> None:
 class OrderBook(OutboxTables, HistoryTables, QuotaTable, LedgerTable):
     """The order book on one SQLite file. Use as a context manager, or call :meth:`close`."""
 
+    UTF8_TEXT = "CAST(? AS TEXT)"
+    """The parameter of a JSON column: UTF-8 bytes stored as text (SQLite reads a blob cast to text as UTF-8)."""
+
     def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.busy_timeout_ms = busy_timeout_ms
@@ -338,16 +341,17 @@ class OrderBook(OutboxTables, HistoryTables, QuotaTable, LedgerTable):
                     inserts.append((store, *row, stamp, stamp))
                 if key in wanted:
                     accepts.append((store, key, stamp))
+            text = self.UTF8_TEXT  # canonical and raw come as UTF-8 bytes and are stored as text
             c.executemany(
                 "INSERT INTO orders (store, order_key, order_number, status, marketplace_status, order_date,"
                 " modified_date, canonical, raw, hash, marketplace_status_name, skus, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, {text}, {text}, ?, ?, ?, ?, ?)",
                 inserts,
             )
             c.executemany(
                 "UPDATE orders SET order_number = ?, status = ?, marketplace_status = ?, order_date = ?,"
-                " modified_date = ?, canonical = ?, raw = ?, hash = ?, marketplace_status_name = ?, skus = ?,"
-                " host_changed_at = NULL, updated_at = ? WHERE store = ? AND order_key = ?",
+                f" modified_date = ?, canonical = {text}, raw = {text}, hash = ?, marketplace_status_name = ?,"
+                " skus = ?, host_changed_at = NULL, updated_at = ? WHERE store = ? AND order_key = ?",
                 updates,
             )
             self._queue_accepts(c, accepts)

@@ -2,7 +2,12 @@
 
 :func:`prepare_row` turns an order into the columns :meth:`OrderBook.save_rows`
 writes; it is pure (no connection), so a map worker builds rows and only the
-host writes them. The JSON columns are written by :func:`dump_bytes`.
+host writes them. The JSON columns are written by :func:`dump_bytes`, and a
+row carries them as those UTF-8 bytes: the book binds them as they are and
+stores them as text (:attr:`OrderBook.UTF8_TEXT
+<connector_core.db.book.OrderBook.UTF8_TEXT>`), so an order's JSON is never
+decoded into a Python string on its way in, neither in a map worker nor in
+the host, nor encoded again by the driver (``bench/RESULTS.md``, round 13).
 
 Why a hand-written encoder path: orjson writes the same compact, key-sorted
 UTF-8 JSON as ``json.dumps(..., sort_keys=True, separators=(",", ":"))``
@@ -43,13 +48,13 @@ def order_hash(order: Order) -> str:
     return stored_form(to_json(order))[2]
 
 
-def stored_form(data: dict[str, Any], raw: bytes | None = None) -> tuple[str, str, str]:
-    """The ``canonical`` and ``raw`` column texts of an order's JSON form, and their content hash.
+def stored_form(data: dict[str, Any], raw: bytes | None = None) -> tuple[bytes, bytes, str]:
+    """The ``canonical`` and ``raw`` columns (UTF-8 JSON) of an order's JSON form, and their content hash.
 
     The hash is of the two columns' bytes, so nothing is serialised twice.
     ``raw``: the raw column's bytes (:func:`dump_bytes` of ``data["raw"]``)
     when the caller already has them; they are hashed as they are, and the
-    raw text returned is then empty (the caller holds it). ``data`` is not
+    raw column returned is then empty (the caller holds it). ``data`` is not
     modified.
     """
     fields = dict(data)  # a shallow copy (in C) without the raw payload: ``data`` stays as it is
@@ -59,7 +64,7 @@ def stored_form(data: dict[str, Any], raw: bytes | None = None) -> tuple[str, st
     digest = hashlib.sha256(canonical)
     digest.update(b"\n")
     digest.update(encoded)  # == sha256 of f"{canonical}\n{raw}", without building that text
-    return canonical.decode(), "" if raw is not None else encoded.decode(), digest.hexdigest()
+    return canonical, b"" if raw is not None else encoded, digest.hexdigest()
 
 
 def shipment_key(shipment: Shipment) -> str:
@@ -95,8 +100,9 @@ class PageStats:
 class OrderRow(NamedTuple):
     """One order as :meth:`OrderBook.save_rows` writes it: its columns, content hash and SKUs.
 
-    Built by :func:`prepare_row` from the order's JSON form; plain strings and
-    tuples, so a page of them crosses a process boundary cheaply.
+    Built by :func:`prepare_row` from the order's JSON form; plain strings,
+    bytes and tuples, so a page of them crosses a process boundary cheaply.
+    The two JSON columns are UTF-8 bytes (see the module docstring).
     """
 
     order_key: str
@@ -105,8 +111,8 @@ class OrderRow(NamedTuple):
     marketplace_status: str
     order_date: str | None
     modified_date: str | None
-    canonical: str
-    raw: str
+    canonical: bytes
+    raw: bytes
     hash: str
     marketplace_status_name: str | None
     skus: str | None
@@ -159,8 +165,8 @@ def order_from_row(row: OrderRow) -> Order:
     return from_columns(row.canonical, row.raw)
 
 
-def from_columns(canonical: str, raw: str) -> Order:
-    """An order from its ``canonical`` and ``raw`` column texts."""
+def from_columns(canonical: str | bytes, raw: str | bytes) -> Order:
+    """An order from its ``canonical`` and ``raw`` columns (as read back, or as a row carries them)."""
     data = json.loads(canonical)
     data["raw"] = json.loads(raw)
     return from_json(data, Order)

@@ -340,15 +340,15 @@ def _unpack(value: tuple[Any, ...], sent: Sent) -> MappedPage:
         full = tuple(
             OrderRow._make(row)
             if source < 0
-            else OrderRow._make((*row[:_RAW], _text(sent[source][2]), *row[_RAW + 1 :]))
+            else OrderRow._make((*row[:_RAW], _raw_column(sent[source][2]), *row[_RAW + 1 :]))
             for row, source in zip(rows, raw_from, strict=True)
         )
     return MappedPage(rows=full, rejects=rejects, accept=accept, accept_errors=accept_errors)
 
 
-def _text(encoded: bytes | dict[str, Any]) -> str:
+def _raw_column(encoded: bytes | dict[str, Any]) -> bytes:
     assert isinstance(encoded, bytes), "a row's raw is only left out when its payload travelled encoded"
-    return encoded.decode()
+    return encoded
 
 
 def raws_of(sent: Sent) -> list[RawOrder]:

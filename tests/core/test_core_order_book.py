@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 import threading
@@ -362,3 +363,20 @@ def test_the_stores_holding_a_key_are_found_through_each_stores_primary_key(book
     (query,) = asked  # the statement as run, its parameter inlined
     plan = " ".join(str(r[3]) for r in book.conn.execute(f"EXPLAIN QUERY PLAN {query}"))
     assert "sqlite_autoindex_orders_1 (store=? AND order_key=?)" in plan
+
+
+def test_the_json_columns_are_stored_as_text_from_the_bytes_of_a_row(book: OrderBook) -> None:
+    """A row carries its JSON columns as UTF-8 bytes; the book stores them as text, as they read back."""
+    _shop(book)
+    order = attrs.evolve(_orders([3])[0], customer_notes="Zoé, 2e étage")
+    row = prepare_row(order)
+    assert isinstance(row.canonical, bytes) and isinstance(row.raw, bytes)
+    book.save_rows("shop", [row])
+    book.save_rows("shop", [prepare_row(attrs.evolve(order, customer_notes="Zoë"))])  # the UPDATE's path too
+    kinds, canonical, raw = book.conn.execute(
+        "SELECT typeof(canonical) || ' ' || typeof(raw), canonical, raw FROM orders WHERE order_key = ?",
+        (order.order_key,),
+    ).fetchone()
+    assert kinds == "text text"
+    assert json.loads(canonical)["customer_notes"] == "Zoë" and json.loads(raw) == order.raw
+    assert book.get_order("shop", order.order_key).customer_notes == "Zoë"

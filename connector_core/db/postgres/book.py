@@ -30,6 +30,8 @@ from connector_core.db.target import mask_url
 class PostgresBook(sqlite_book.OrderBook):
     """The order book in a PostgreSQL database (``postgresql://user:password@host/db``)."""
 
+    UTF8_TEXT = "convert_from(?, 'UTF8')"
+    """UTF-8 bytes (sent as ``bytea``) stored as text."""
     RUN_SESSION = "(SELECT pid::text || '@' || backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid())"
     """A run's session: its backend pid and start time (a pid alone is reused)."""
     RUN_SESSION_GONE = (
