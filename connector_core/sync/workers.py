@@ -32,7 +32,11 @@ at once.
   collector's sight (:func:`gc.freeze`), as each worker freezes what it
   inherited: a full collection then walks only what the sync itself made
   (``bench/waits.py`` reports the collector's CPU). It is unfrozen when
-  the workers stop.
+  the workers stop. Both sides also run a young collection only after
+  :data:`YOUNG_THRESHOLD` net allocations instead of Python's 700: the
+  objects of a page live until the page is sent or stored, so at 700 each
+  was walked by a young pass and again by an older one while nearly none
+  was garbage; at this threshold most are freed before any pass sees them.
 * Each payload travels as the very bytes the order book's ``raw`` column
   stores (orjson, keys sorted). The worker decodes it to map it and hashes
   those bytes; when the plugin's order keeps the payload as its ``raw``, the
@@ -105,6 +109,10 @@ RECEIVE_TIMEOUT = 600.0
 """Seconds to wait for a worker's page before mapping it in process (a page takes a fraction of a second)."""
 SWITCH_INTERVAL = 0.001
 """GIL switch interval (seconds) of the host while it has workers, and of the workers."""
+YOUNG_THRESHOLD = 20_000
+"""The collector's first threshold (net allocations between young passes) of the host while it has workers,
+and of the workers (Python's default is 700). ``bench/waits.py``, 100,000 orders: the host's collector took
+0.29 s at 700 and 0.01 s at this threshold (bench/RESULTS.md, round 13)."""
 PIPE_BUFFER = 4 * 1024 * 1024
 """Socket buffer size asked for on each end of a worker's pipe (a page of rows is about 3 MB)."""
 _LENGTH = struct.Struct("!Q")  # each message on a worker's pipe: its length, then its bytes
@@ -202,6 +210,7 @@ class MapWorkers:
         self._workers: list[tuple[multiprocessing.process.BaseProcess, socket.socket]] = []
         self._senders: list[_Sender] = []
         self._switch_interval: float | None = None
+        self._threshold = gc.get_threshold()  # the collector's thresholds, given back by close
         self._sent: deque[tuple[int, socket.socket, Sent]] = deque()
         self._next = 0
         try:
@@ -226,8 +235,11 @@ class MapWorkers:
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(SWITCH_INTERVAL, self._switch_interval))
         # what this process holds now (modules, schemas, the plugin host) outlives the sync: while the
-        # workers run, the collector's full passes skip it (gc.freeze) and walk only what the sync makes
+        # workers run, the collector's full passes skip it (gc.freeze) and walk only what the sync makes,
+        # and its young passes come after YOUNG_THRESHOLD allocations, by when most of a page's are freed
         gc.freeze()
+        self._threshold = gc.get_threshold()
+        gc.set_threshold(max(YOUNG_THRESHOLD, self._threshold[0]), *self._threshold[1:])
         log.debug("%s: %d map worker(s) started", pipeline.store.name, count)
 
     @property
@@ -309,6 +321,7 @@ class MapWorkers:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
             gc.unfreeze()  # back in the collector's sight: garbage among them is collected again
+            gc.set_threshold(*self._threshold)
 
 
 def _encoded(payload: dict[str, Any]) -> bytes | dict[str, Any]:
@@ -377,8 +390,10 @@ def _serve(conn: socket.socket, parent_ends: list[socket.socket], pipeline: Pipe
     # within SWITCH_INTERVAL rather than the default 5 ms, so the pipes keep flowing while mapping
     sys.setswitchinterval(SWITCH_INTERVAL)
     # what the fork inherited stays as it is for the worker's life: with it out of the collector's sight,
-    # collections neither walk it nor write to its pages (each write would copy a page of the parent's)
+    # collections neither walk it nor write to its pages (each write would copy a page of the parent's);
+    # young passes after YOUNG_THRESHOLD allocations, as in the host while it has workers
     gc.freeze()
+    gc.set_threshold(max(YOUNG_THRESHOLD, gc.get_threshold()[0]), *gc.get_threshold()[1:])
     while True:
         data = pages.get()
         if data is None:

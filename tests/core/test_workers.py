@@ -241,22 +241,52 @@ def test_the_collector_skips_what_the_host_held_while_its_workers_run(
 ) -> None:
     import gc
 
-    from connector_core.sync.workers import MapWorkers
+    from connector_core.sync.workers import YOUNG_THRESHOLD, MapWorkers
 
     real = MapWorkers.receive
     frozen: list[int] = []
+    thresholds: list[int] = []
 
     def receive(self: MapWorkers) -> Any:
         frozen.append(gc.get_freeze_count())
+        thresholds.append(gc.get_threshold()[0])
         return real(self)
 
     monkeypatch.setattr(MapWorkers, "receive", receive)
     before = gc.get_freeze_count()
+    threshold = gc.get_threshold()
     with _sandbox() as sandbox:
         report = _sync(tmp_path / "book.sqlite3", sandbox, 1)
     assert report.inserted > 0 and frozen  # the pages went through the worker
     assert min(frozen) > before  # frozen while the worker ran
     assert gc.get_freeze_count() == 0  # and given back to the collector when it stopped
+    # young passes only every YOUNG_THRESHOLD allocations while the worker ran; Python's own again after
+    assert set(thresholds) == {max(YOUNG_THRESHOLD, threshold[0])}
+    assert gc.get_threshold() == threshold
+
+
+def test_a_worker_runs_its_young_passes_at_the_higher_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from connector_core.sync import workers as map_workers
+
+    host = os.getpid()
+    seen = tmp_path / "thresholds"
+    real = Pipeline.map_page
+
+    def map_page(self: Pipeline, raws: Any, **kw: Any) -> Any:
+        if os.getpid() != host:  # in the worker, a fork of this process
+            with seen.open("a") as out:
+                out.write(f"{gc.get_threshold()[0]}\n")
+        return real(self, raws, **kw)
+
+    monkeypatch.setattr(Pipeline, "map_page", map_page)
+    with _sandbox() as sandbox:
+        report = _sync(tmp_path / "book.sqlite3", sandbox, 1)
+    assert report.inserted > 0
+    assert set(seen.read_text().split()) == {str(map_workers.YOUNG_THRESHOLD)}
 
 
 def test_worker_count_from_the_environment_and_arguments() -> None:
