@@ -112,7 +112,7 @@ SWITCH_INTERVAL = 0.001
 YOUNG_THRESHOLD = 20_000
 """The collector's first threshold (net allocations between young passes) of the host while it has workers,
 and of the workers (Python's default is 700). ``bench/waits.py``, 100,000 orders: the host's collector took
-0.29 s at 700 and 0.01 s at this threshold (bench/RESULTS.md, round 13)."""
+0.29 s at 700 and 0.01-0.02 s at this threshold (bench/RESULTS.md, round 13)."""
 PIPE_BUFFER = 4 * 1024 * 1024
 """Socket buffer size asked for on each end of a worker's pipe (a page of rows is about 3 MB)."""
 _LENGTH = struct.Struct("!Q")  # each message on a worker's pipe: its length, then its bytes
@@ -238,7 +238,6 @@ class MapWorkers:
         # workers run, the collector's full passes skip it (gc.freeze) and walk only what the sync makes,
         # and its young passes come after YOUNG_THRESHOLD allocations, by when most of a page's are freed
         gc.freeze()
-        self._threshold = gc.get_threshold()
         gc.set_threshold(max(YOUNG_THRESHOLD, self._threshold[0]), *self._threshold[1:])
         log.debug("%s: %d map worker(s) started", pipeline.store.name, count)
 
