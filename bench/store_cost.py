@@ -34,14 +34,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PAGE = 300
+AS_TEXT = "JSON columns as str"
+"""The variant whose rows carry their JSON columns as ``str`` (its statements: none)."""
 VARIANTS: dict[str, tuple[str, ...]] = {
     "as is": (),
     "index on order_key (to v14)": ("CREATE INDEX orders_key ON orders(order_key)",),
-    "JSON columns as str": (),
+    AS_TEXT: (),
     "foreign_keys off": ("PRAGMA foreign_keys = OFF",),
     "synchronous off": ("PRAGMA synchronous = OFF",),
 }
-AS_TEXT = "JSON columns as str"
 
 
 def mapped_rows(count: int) -> list[Any]:

@@ -210,7 +210,7 @@ class MapWorkers:
         self._workers: list[tuple[multiprocessing.process.BaseProcess, socket.socket]] = []
         self._senders: list[_Sender] = []
         self._switch_interval: float | None = None
-        self._threshold = gc.get_threshold()  # the collector's thresholds, given back by close
+        self._threshold: tuple[int, ...] = ()  # the collector's thresholds before _collect_less, given back by close
         self._sent: deque[tuple[int, socket.socket, Sent]] = deque()
         self._next = 0
         try:
@@ -235,10 +235,8 @@ class MapWorkers:
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(SWITCH_INTERVAL, self._switch_interval))
         # what this process holds now (modules, schemas, the plugin host) outlives the sync: while the
-        # workers run, the collector's full passes skip it (gc.freeze) and walk only what the sync makes,
-        # and its young passes come after YOUNG_THRESHOLD allocations, by when most of a page's are freed
-        gc.freeze()
-        gc.set_threshold(max(YOUNG_THRESHOLD, self._threshold[0]), *self._threshold[1:])
+        # workers run, the collector's full passes skip it and walk only what the sync makes
+        self._threshold = _collect_less()
         log.debug("%s: %d map worker(s) started", pipeline.store.name, count)
 
     @property
@@ -323,6 +321,18 @@ class MapWorkers:
             gc.set_threshold(*self._threshold)
 
 
+def _collect_less() -> tuple[int, ...]:
+    """Freeze what the process holds now and run young passes every :data:`YOUNG_THRESHOLD` allocations.
+
+    Returns the thresholds it replaced. The host does this while it has
+    workers (:meth:`MapWorkers.close` undoes both), each worker for its life.
+    """
+    gc.freeze()
+    before = gc.get_threshold()
+    gc.set_threshold(max(YOUNG_THRESHOLD, before[0]), *before[1:])
+    return before
+
+
 def _encoded(payload: dict[str, Any]) -> bytes | dict[str, Any]:
     """A payload as it travels: the raw column's bytes (orjson, keys sorted), or the payload itself.
 
@@ -389,10 +399,8 @@ def _serve(conn: socket.socket, parent_ends: list[socket.socket], pipeline: Pipe
     # within SWITCH_INTERVAL rather than the default 5 ms, so the pipes keep flowing while mapping
     sys.setswitchinterval(SWITCH_INTERVAL)
     # what the fork inherited stays as it is for the worker's life: with it out of the collector's sight,
-    # collections neither walk it nor write to its pages (each write would copy a page of the parent's);
-    # young passes after YOUNG_THRESHOLD allocations, as in the host while it has workers
-    gc.freeze()
-    gc.set_threshold(max(YOUNG_THRESHOLD, gc.get_threshold()[0]), *gc.get_threshold()[1:])
+    # collections neither walk it nor write to its pages (each write would copy a page of the parent's)
+    _collect_less()
     while True:
         data = pages.get()
         if data is None:
