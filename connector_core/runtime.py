@@ -50,9 +50,9 @@ class Runtime:
         self.workers = None if workers is None else check_workers(workers)
         """Map worker processes per sync (:mod:`connector_core.sync.workers`); ``None``: the default."""
         self.accept_concurrency = accept_concurrency
+        """Accepts in flight at once when a sync drains the accept outbox."""
         self.notice: Callable[[str], None] | None = None
         """Told why nothing moves (a retry and its wait, a deadline); the CLI shows it on a terminal."""
-        """Accepts in flight at once when a sync drains the accept outbox."""
         self._host_settings: dict[tuple[str, str], host_settings.HostSettings] = {}
 
     def store_context(self, store_name: str) -> StoreContext:
