@@ -1,7 +1,7 @@
 """The host's CPU per auto-accepted order, and what reading one order back costs, on two checkouts.
 
     .venv/bin/python bench/accept_cost.py [--before /path/to/old/.venv/bin/python] [--orders 10000] [--rounds 2]
-        [--accept-concurrency 1]
+        [--accept-concurrency 1] [--latency 0]
 
 Each interpreter runs this script as a child with its own ``connector_core``;
 rounds alternate before/after. A child imports ``--orders`` sandbox orders
@@ -12,16 +12,17 @@ is what the host spends per auto-accepted order beyond importing it: the
 accept request, its bookkeeping and the status change in the book. Beside it,
 the CPU per order of reading the whole book back (``iter_orders``: a row read
 and decoded into an ``Order``), the round trip a status change no longer
-makes. Prints one JSON object per child, then a table of the medians.
+makes. Prints one JSON object per child, a table of every round, and the
+difference of the medians.
 
 ``--accept-concurrency`` is how many accepts the host has in flight at once
 (its default is 8; the checkout before the accept outbox always sent one at
 a time and ignores it). At 1 both checkouts make the same calls in the same
 order, so the difference is the host's own work per accept. Above 1 the
 threads add CPU of their own while the sandbox answers at once (here, with
-no latency, about 250 µs per accept at 2 to 8 threads on 2 cores); against a
-marketplace that takes its time they mostly wait (``bench/run.py``'s
-defaults scenario, 20 ms per request, measures that).
+no latency, 240 to 420 µs more per accept at 2 to 8 threads on 2 cores); against a
+marketplace that takes its time they mostly wait: ``--latency 20`` has the
+sandbox take 20 ms per request, as ``bench/run.py``'s defaults scenario does.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ from scenarios import ALL_SITES, core, sandbox_process, store_settings
 RESULT_PREFIX = "accept-cost: "
 
 
-def one_sync(orders: int, auto_accept: bool, db: Path, concurrency: int) -> dict[str, Any]:
+def one_sync(orders: int, auto_accept: bool, db: Path, concurrency: int, latency: float) -> dict[str, Any]:
     """A first sync of ``orders`` sandbox orders into a fresh book at ``db``; its CPU and counts."""
     from connector_core.engine import Engine
     from connector_core.plugins import PluginHost
 
-    with sandbox_process(orders=orders) as sb:
+    with sandbox_process(orders=orders, latency_ms=latency) as sb:
         host = PluginHost.create()
         settings = {**store_settings(sb["url"], sb["partner_ids"][0], ALL_SITES), "auto_accept": auto_accept}
         with core().OrderBook(db) as book:
@@ -68,11 +69,11 @@ def one_sync(orders: int, auto_accept: bool, db: Path, concurrency: int) -> dict
     }
 
 
-def child(orders: int, concurrency: int) -> dict[str, Any]:
+def child(orders: int, concurrency: int, latency: float) -> dict[str, Any]:
     """Both syncs, auto-accept off then on; the figures the table compares."""
     with tempfile.TemporaryDirectory(prefix="accept-cost-") as tmp:
-        off = one_sync(orders, False, Path(tmp) / "off.sqlite3", concurrency)
-        on = one_sync(orders, True, Path(tmp) / "on.sqlite3", concurrency)
+        off = one_sync(orders, False, Path(tmp) / "off.sqlite3", concurrency, latency)
+        on = one_sync(orders, True, Path(tmp) / "on.sqlite3", concurrency, latency)
     extra = on["cpu_seconds"] - off["cpu_seconds"]
     return {
         "orders": orders,
@@ -93,9 +94,10 @@ FIGURES = (
 )
 
 
-def run_child(python: str, orders: int, concurrency: int) -> dict[str, Any]:
+def run_child(python: str, orders: int, concurrency: int, latency: float) -> dict[str, Any]:
     """This script as a child under ``python``; its result."""
     cmd = [python, __file__, "--child", "--orders", str(orders), "--accept-concurrency", str(concurrency)]
+    cmd += ["--latency", str(latency)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     line = next(x for x in out.splitlines() if x.startswith(RESULT_PREFIX))
     result: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
@@ -112,19 +114,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--accept-concurrency", type=int, default=1, help="accepts in flight at once in the host (default 1)"
     )
+    p.add_argument("--latency", type=float, default=0.0, help="the sandbox's latency per request in ms (default 0)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.orders < 1 or args.rounds < 1 or args.accept_concurrency < 1:
         p.error("--orders, --rounds and --accept-concurrency must be 1 or more")
+    if args.latency < 0:
+        p.error("--latency must be 0 or more")
     if args.child:
-        print(RESULT_PREFIX + json.dumps(child(args.orders, args.accept_concurrency)), flush=True)
+        print(RESULT_PREFIX + json.dumps(child(args.orders, args.accept_concurrency, args.latency)), flush=True)
         return 0
     sides = {"before": args.before, "after": args.after} if args.before else {"after": args.after}
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for n in range(args.rounds):
         order = list(sides) if n % 2 == 0 else list(reversed(sides))
         for side in order:
-            result = run_child(sides[side], args.orders, args.accept_concurrency)
+            result = run_child(sides[side], args.orders, args.accept_concurrency, args.latency)
             print(f"# round {n + 1}, {side}: {json.dumps(result)}", flush=True)
             runs[side].append(result)
     print()
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         change = f"{drop:.1f} µs less" if drop >= 0 else f"{-drop:.1f} µs more"
         print(
-            f"per auto-accepted order the host spends {change} (medians, {args.accept_concurrency} in flight);"
+            f"per auto-accepted order the host spends {change} (medians, {args.accept_concurrency} in flight,"
+            f" {args.latency:g} ms latency);"
             f" reading one order back cost {read_back:.1f} µs before"
         )
     return 0
