@@ -5,8 +5,8 @@
 
 Each interpreter runs this script as a child with its own ``connector_core``;
 rounds alternate before/after. A child imports ``--orders`` sandbox orders
-twice, each time into a fresh book from a fresh sandbox (no latency, every
-order mapped in the host: ``workers=0``): once with auto-accept off, once
+twice, each time into a fresh book from a fresh sandbox (every order mapped
+in the host: ``workers=0``): once with auto-accept off, once
 with it on. The difference of the two syncs' CPU, over the orders accepted,
 is what the host spends per auto-accepted order beyond importing it: the
 accept request, its bookkeeping and the status change in the book. Beside it,
@@ -87,7 +87,7 @@ def child(orders: int, concurrency: int, latency: float) -> dict[str, Any]:
 
 FIGURES = (
     ("host CPU µs per order, auto-accept off", "import_us_per_order"),
-    ("host CPU µs per order, auto-accept on (the defaults)", "defaults_us_per_order"),
+    ("host CPU µs per order, auto-accept on", "defaults_us_per_order"),
     ("host CPU µs per auto-accepted order, beyond importing it", "us_per_accepted_order"),
     ("reading one order back (row read and decoded), CPU µs", "read_back_us_per_order"),
     ("orders accepted", "accepted"),
@@ -98,8 +98,14 @@ def run_child(python: str, orders: int, concurrency: int, latency: float) -> dic
     """This script as a child under ``python``; its result."""
     cmd = [python, __file__, "--child", "--orders", str(orders), "--accept-concurrency", str(concurrency)]
     cmd += ["--latency", str(latency)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith(RESULT_PREFIX))
+    try:
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    except OSError as err:
+        raise SystemExit(f"accept_cost.py: cannot run {python}: {err.strerror}") from None
+    line = next((x for x in done.stdout.splitlines() if x.startswith(RESULT_PREFIX)), None)
+    if done.returncode != 0 or line is None:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"accept_cost.py: the child under {python} failed (exit {done.returncode}): {last}")
     result: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
     return result
 
