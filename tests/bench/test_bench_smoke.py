@@ -177,3 +177,25 @@ def test_waits_reports_each_sync_and_the_workers_side() -> None:
     assert all("1,500 orders in" in line and "pages mapped by the host" in line for line in syncs)
     assert all(" full passes" in line for line in syncs)  # the host collector's figures
     assert done.stdout.count("  worker: CPU ") == 2  # one worker per sync, each reporting when its pipe closed
+
+
+def test_accept_cost_compares_two_interpreters_on_the_same_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    """The accept benchmark syncs with auto-accept off and on under each side and names the difference."""
+    import accept_cost
+
+    assert accept_cost.main(["--before", sys.executable, "--orders", "150", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rounds = [line for line in out if line.startswith("# round 1, ")]
+    assert [line.split(":")[0] for line in rounds] == ["# round 1, before", "# round 1, after"]
+    accepted = next(line for line in out if line.startswith("| orders accepted |"))
+    before, after = (int(cell) for cell in accepted.strip("|").split("|")[1:3])
+    assert before == after > 0  # the same sandbox accepts the same orders on both sides
+    assert out[-1].startswith("per auto-accepted order the host spends ") and "1 in flight, 0 ms latency" in out[-1]
+
+
+def test_accept_cost_names_a_child_that_cannot_run() -> None:
+    """A ``--before`` that is not an interpreter is one line saying so, not a traceback."""
+    import accept_cost
+
+    with pytest.raises(SystemExit, match="cannot run /nonexistent/python: No such file or directory"):
+        accept_cost.main(["--before", "/nonexistent/python", "--orders", "10", "--rounds", "1"])
