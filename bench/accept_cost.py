@@ -38,10 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Timer
+from common import Timer, child_result, emit
 from scenarios import ALL_SITES, core, sandbox_process, store_settings
-
-RESULT_PREFIX = "accept-cost: "
 
 
 def one_sync(orders: int, auto_accept: bool, db: Path, concurrency: int, latency: float) -> dict[str, Any]:
@@ -102,11 +100,10 @@ def run_child(python: str, orders: int, concurrency: int, latency: float) -> dic
         done = subprocess.run(cmd, check=False, capture_output=True, text=True)
     except OSError as err:
         raise SystemExit(f"accept_cost.py: cannot run {python}: {err.strerror}") from None
-    line = next((x for x in done.stdout.splitlines() if x.startswith(RESULT_PREFIX)), None)
-    if done.returncode != 0 or line is None:
+    result = child_result(done.stdout)
+    if done.returncode != 0 or result is None:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise SystemExit(f"accept_cost.py: the child under {python} failed (exit {done.returncode}): {last}")
-    result: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
     return result
 
 
@@ -128,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency < 0:
         p.error("--latency must be 0 or more")
     if args.child:
-        print(RESULT_PREFIX + json.dumps(child(args.orders, args.accept_concurrency, args.latency)), flush=True)
+        emit(child(args.orders, args.accept_concurrency, args.latency))
         return 0
     sides = {"before": args.before, "after": args.after} if args.before else {"after": args.after}
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}

@@ -87,16 +87,24 @@ def emit(result: dict[str, Any]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
+def child_result(stdout: str) -> dict[str, Any] | None:
+    """The last result line :func:`emit` printed in ``stdout``, or ``None`` if there is none."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    return None
+
+
 def run_child(kind: str, *args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> dict[str, Any]:
     """Run ``bench/run.py --child kind args...`` in a fresh interpreter; return its result line."""
     cmd = [sys.executable, str(BENCH_DIR / "run.py"), "--child", kind, *args]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False
     )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return result
+    result = child_result(proc.stdout)
+    if result is not None:
+        return result
     raise RuntimeError(f"benchmark child {kind} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
