@@ -423,7 +423,7 @@ class FaultMiddleware:
                 state.injected["latency"] += 1
             await asyncio.sleep(latency / 1000.0)
         if state.roll("drop"):
-            await self._drop(send)
+            await self._drop(receive, send)
             return
         if state.roll("error"):
             code = 503 if state.pick(2) else 500
@@ -434,9 +434,14 @@ class FaultMiddleware:
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _drop(send: Send) -> None:
+    async def _drop(receive: Receive, send: Send) -> None:
         # uvicorn's ``send`` is a bound method of the request cycle that owns the transport: closing it
         # drops the connection before any byte of an answer. Elsewhere, fall back to a truncated answer.
+        # The request is read to its end first: a socket closed with bytes of it still unread is reset,
+        # and the client would see a reset (httpx ReadError) some of the time instead of a closed
+        # connection with no answer (RemoteProtocolError).
+        while (await receive()).get("more_body", False):
+            pass
         cycle = getattr(send, "__self__", None)
         transport = getattr(cycle, "transport", None)
         if cycle is not None and transport is not None and hasattr(cycle, "disconnected"):
